@@ -1,0 +1,40 @@
+# Run `make help` for the list of targets.
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/gatehouse-registry/gatehouse/internal/version.Version=$(VERSION) \
+           -X github.com/gatehouse-registry/gatehouse/internal/version.Commit=$(COMMIT)
+
+.PHONY: help build run test deps lint unit integration fuzz bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/gatehouse
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/gatehouse ./cmd/gatehouse
+
+run: build ## run gatehouse serve on its embedded defaults
+	./bin/gatehouse serve
+
+test: ## the whole suite: install deps, lint, unit and integration tests (what CI runs)
+	bash scripts/test.sh
+
+deps: ## install the packages and pinned tools the tests need (root, Debian)
+	bash scripts/install-deps.sh
+
+lint: ## gofmt, go vet, golangci-lint
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+	golangci-lint run ./...
+
+unit: ## unit tests only, with the race detector
+	$(GO) test -race ./...
+
+integration: ## integration tests only (needs `make deps`)
+	$(GO) test -tags integration -count=1 -p 1 ./test/...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	bash scripts/fuzz.sh $${FUZZTIME:-20s}
+
+bench: ## Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,49 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// Commands not built yet. Each moves to a file of its own when it is.
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{Use: "serve", Short: "Run the auth server and the registry in one process", RunE: notImplemented}
+}
+
+func newAuthServerCmd() *cobra.Command {
+	return &cobra.Command{Use: "auth-server CONFIG", Short: "Run the token auth server on a docker_auth auth_config.yml", Args: cobra.ExactArgs(1), RunE: notImplemented}
+}
+
+func newRegistryCmd() *cobra.Command {
+	c := &cobra.Command{Use: "registry", Short: "Registry commands"}
+	c.AddCommand(&cobra.Command{Use: "serve CONFIG", Short: "Run the registry on a distribution config.yml", Args: cobra.ExactArgs(1), RunE: notImplemented})
+	return c
+}
+
+func newConfigCmd() *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Config file tools"}
+	c.AddCommand(&cobra.Command{Use: "check FILE...", Short: "Check config files and report every error", Args: cobra.MinimumNArgs(1), RunE: notImplemented})
+	return c
+}
+
+func newACLCmd() *cobra.Command {
+	c := &cobra.Command{Use: "acl", Short: "ACL tools"}
+	c.AddCommand(&cobra.Command{Use: "check SCOPE...", Short: "Show what an account is granted and which rule decided", RunE: notImplemented})
+	return c
+}
+
+func newHashPasswordCmd() *cobra.Command {
+	return &cobra.Command{Use: "hash-password", Short: "Read a password on stdin and print a bcrypt hash", Args: cobra.NoArgs, RunE: notImplemented}
+}
+
+func newCertsCmd() *cobra.Command {
+	c := &cobra.Command{Use: "certs", Short: "Certificate tools"}
+	c.AddCommand(&cobra.Command{Use: "init", Short: "Make a CA and a server certificate", RunE: notImplemented})
+	return c
+}
+
+func newTokenCmd() *cobra.Command {
+	return &cobra.Command{Use: "token", Short: "Fetch a registry token from a token server", RunE: notImplemented}
+}
+
+func newGCCmd() *cobra.Command {
+	return &cobra.Command{Use: "gc CONFIG", Short: "Delete blobs that no manifest references", Args: cobra.ExactArgs(1), RunE: notImplemented}
+}
