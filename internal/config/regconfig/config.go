@@ -1,0 +1,317 @@
+// Package regconfig reads distribution's registry config.yml (the format of
+// registry:2 and registry:3) into typed structs. Loading is strict: unknown
+// keys, duplicate keys, wrong types and invalid values are all reported at
+// once with file:line and a suggested fix. REGISTRY_<SECTION>_<KEY>
+// environment variables override scalar keys, as they do for distribution.
+package regconfig
+
+import (
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
+)
+
+// Config is a distribution config.yml.
+type Config struct {
+	Version string `yaml:"version"`
+	Log     Log    `yaml:"log"`
+	// LogLevel is the deprecated top-level form of log.level.
+	LogLevel   string     `yaml:"loglevel"`
+	Storage    Storage    `yaml:"storage"`
+	HTTP       HTTP       `yaml:"http"`
+	Redis      Redis      `yaml:"redis"`
+	Auth       Auth       `yaml:"auth"`
+	Validation Validation `yaml:"validation"`
+	Catalog    Catalog    `yaml:"catalog"`
+	Tags       Tags       `yaml:"tags"`
+	Health     Health     `yaml:"health"`
+	// Warnings lists deprecated keys in use and REGISTRY_* variables that
+	// name no key. They do not stop the registry.
+	Warnings []string `yaml:"-"`
+	// File is where the config was read from.
+	File string `yaml:"-"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level     string            `yaml:"level"`     // error, warn, info (default), debug
+	Formatter string            `yaml:"formatter"` // text (default) or json; logstash is read as json
+	Fields    map[string]string `yaml:"fields"`    // added to every log line
+	AccessLog AccessLog         `yaml:"accesslog"`
+}
+
+// AccessLog configures the per-request log line.
+type AccessLog struct {
+	Disabled bool `yaml:"disabled"`
+}
+
+// Storage configures where and how content is stored. Exactly one of
+// Filesystem, InMemory and S3 is set.
+type Storage struct {
+	Filesystem  *Filesystem  `yaml:"filesystem"`
+	InMemory    *InMemory    `yaml:"inmemory"`
+	S3          *S3          `yaml:"s3"`
+	Delete      Delete       `yaml:"delete"`
+	Maintenance Maintenance  `yaml:"maintenance"`
+	Cache       StorageCache `yaml:"cache"`
+	Redirect    Redirect     `yaml:"redirect"`
+	Tag         TagStorage   `yaml:"tag"`
+}
+
+// Filesystem is the local filesystem driver.
+type Filesystem struct {
+	RootDirectory string `yaml:"rootdirectory"` // default /var/lib/registry
+	MaxThreads    int    `yaml:"maxthreads"`    // at least 25; default 100
+	// Durable (a Gatehouse extension, default true) fsyncs blobs and links
+	// before acknowledging a write. false is for benchmarks only.
+	Durable *bool `yaml:"durable"`
+}
+
+// IsDurable reports whether writes are fsynced (the default).
+func (f *Filesystem) IsDurable() bool { return f == nil || f.Durable == nil || *f.Durable }
+
+// InMemory is the in-memory driver (tests only: content is lost on exit).
+type InMemory struct{}
+
+// S3 is the S3 driver. Every key distribution knows is read and checked;
+// `registry serve` does not serve it yet.
+type S3 struct {
+	AccessKey                   string        `yaml:"accesskey"`
+	SecretKey                   secret.Secret `yaml:"secretkey"`
+	Region                      string        `yaml:"region"`
+	RegionEndpoint              string        `yaml:"regionendpoint"`
+	RedirectEndpoint            string        `yaml:"redirectendpoint"`
+	ForcePathStyle              bool          `yaml:"forcepathstyle"`
+	Bucket                      string        `yaml:"bucket"`
+	Encrypt                     bool          `yaml:"encrypt"`
+	KeyID                       string        `yaml:"keyid"`
+	Secure                      *bool         `yaml:"secure"`
+	SkipVerify                  bool          `yaml:"skipverify"`
+	V4Auth                      *bool         `yaml:"v4auth"`
+	ChunkSize                   int64         `yaml:"chunksize"`
+	MultipartCopyChunkSize      int64         `yaml:"multipartcopychunksize"`
+	MultipartCopyMaxConcurrency int           `yaml:"multipartcopymaxconcurrency"`
+	MultipartCopyThresholdSize  int64         `yaml:"multipartcopythresholdsize"`
+	RootDirectory               string        `yaml:"rootdirectory"`
+	StorageClass                string        `yaml:"storageclass"`
+	ObjectACL                   string        `yaml:"objectacl"`
+	UserAgent                   string        `yaml:"useragent"`
+	UseDualStack                bool          `yaml:"usedualstack"`
+	Accelerate                  bool          `yaml:"accelerate"`
+	UseFIPSEndpoint             bool          `yaml:"usefipsendpoint"`
+	LogLevel                    string        `yaml:"loglevel"`
+}
+
+// Delete enables DELETE of blobs and manifests.
+type Delete struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Maintenance configures upload purging and read-only mode.
+type Maintenance struct {
+	UploadPurging UploadPurging `yaml:"uploadpurging"`
+	ReadOnly      ReadOnly      `yaml:"readonly"`
+}
+
+// UploadPurging removes abandoned uploads older than Age every Interval.
+type UploadPurging struct {
+	Enabled  *bool         `yaml:"enabled"`  // default true
+	Age      time.Duration `yaml:"age"`      // default 168h
+	Interval time.Duration `yaml:"interval"` // default 24h
+	DryRun   bool          `yaml:"dryrun"`
+}
+
+// IsEnabled reports whether purging runs (the default).
+func (u UploadPurging) IsEnabled() bool { return u.Enabled == nil || *u.Enabled }
+
+// ReadOnly refuses every write when Enabled.
+type ReadOnly struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// StorageCache configures the blob descriptor cache.
+type StorageCache struct {
+	BlobDescriptor     string `yaml:"blobdescriptor"` // inmemory or redis
+	BlobDescriptorSize *int   `yaml:"blobdescriptorsize"`
+	LayerInfo          string `yaml:"layerinfo"` // deprecated name of blobdescriptor
+}
+
+// Redirect configures redirects to the storage backend.
+type Redirect struct {
+	Disable bool `yaml:"disable"`
+}
+
+// TagStorage tunes tag lookups.
+type TagStorage struct {
+	ConcurrencyLimit int `yaml:"concurrencylimit"`
+}
+
+// HTTP configures the registry's listener.
+type HTTP struct {
+	Addr         string              `yaml:"addr"`
+	Net          string              `yaml:"net"` // tcp (default) or unix
+	Prefix       string              `yaml:"prefix"`
+	Host         string              `yaml:"host"`
+	Secret       secret.Secret       `yaml:"secret"`
+	RelativeURLs bool                `yaml:"relativeurls"`
+	DrainTimeout time.Duration       `yaml:"draintimeout"`
+	Headers      map[string][]string `yaml:"headers"`
+	TLS          TLS                 `yaml:"tls"`
+	Debug        Debug               `yaml:"debug"`
+	HTTP2        HTTP2               `yaml:"http2"`
+}
+
+// TLS configures HTTPS for the registry listener.
+type TLS struct {
+	Certificate  string   `yaml:"certificate"`
+	Key          string   `yaml:"key"`
+	ClientCAs    []string `yaml:"clientcas"`
+	ClientAuth   string   `yaml:"clientauth"`
+	MinimumTLS   string   `yaml:"minimumtls"`
+	CipherSuites []string `yaml:"ciphersuites"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.Certificate != "" || t.Key != "" }
+
+// Debug configures the debug server (health, metrics, pprof).
+type Debug struct {
+	Addr       string     `yaml:"addr"`
+	Prometheus Prometheus `yaml:"prometheus"`
+}
+
+// Prometheus configures the metrics endpoint on the debug server.
+type Prometheus struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"` // default /metrics
+}
+
+// HTTP2 configures HTTP/2.
+type HTTP2 struct {
+	Disabled bool `yaml:"disabled"`
+}
+
+// Redis configures the Redis connection. Both the registry 2 form (Addr,
+// Pool) and the registry 3 form (Addrs, PoolSize, ...) are read.
+type Redis struct {
+	Addr            string        `yaml:"addr"`
+	Addrs           []string      `yaml:"addrs"`
+	Username        string        `yaml:"username"`
+	Password        secret.Secret `yaml:"password"`
+	DB              int           `yaml:"db"`
+	DialTimeout     time.Duration `yaml:"dialtimeout"`
+	ReadTimeout     time.Duration `yaml:"readtimeout"`
+	WriteTimeout    time.Duration `yaml:"writetimeout"`
+	Pool            RedisPool     `yaml:"pool"`
+	MaxIdleConns    int           `yaml:"maxidleconns"`
+	PoolSize        int           `yaml:"poolsize"`
+	ConnMaxIdleTime time.Duration `yaml:"connmaxidletime"`
+	TLS             RedisTLS      `yaml:"tls"`
+}
+
+// Addresses returns the configured Redis addresses in either form.
+func (r Redis) Addresses() []string {
+	if len(r.Addrs) > 0 {
+		return r.Addrs
+	}
+	if r.Addr != "" {
+		return []string{r.Addr}
+	}
+	return nil
+}
+
+// RedisPool is the registry 2 pool form.
+type RedisPool struct {
+	MaxIdle     int           `yaml:"maxidle"`
+	MaxActive   int           `yaml:"maxactive"`
+	IdleTimeout time.Duration `yaml:"idletimeout"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	Enabled     bool     `yaml:"enabled"`
+	Certificate string   `yaml:"certificate"`
+	Key         string   `yaml:"key"`
+	RootCAs     []string `yaml:"rootcas"`
+}
+
+// Auth selects the access controller: at most one of Token, Htpasswd, None.
+type Auth struct {
+	Token    *TokenAuth    `yaml:"token"`
+	Htpasswd *HtpasswdAuth `yaml:"htpasswd"`
+	None     *NoAuth       `yaml:"none"`
+}
+
+// NoAuth turns access control off explicitly.
+type NoAuth struct{}
+
+// TokenAuth trusts bearer tokens from a Docker token server.
+type TokenAuth struct {
+	Realm             string   `yaml:"realm"`
+	Service           string   `yaml:"service"`
+	Issuer            string   `yaml:"issuer"`
+	RootCertBundle    string   `yaml:"rootcertbundle"`
+	JWKS              string   `yaml:"jwks"`
+	AutoRedirect      bool     `yaml:"autoredirect"`
+	AutoRedirectPath  string   `yaml:"autoredirectpath"` // default /auth/token/
+	SigningAlgorithms []string `yaml:"signingalgorithms"`
+}
+
+// HtpasswdAuth checks Basic credentials against an htpasswd file (bcrypt only).
+type HtpasswdAuth struct {
+	Realm string `yaml:"realm"`
+	Path  string `yaml:"path"`
+}
+
+// Validation configures manifest checks.
+type Validation struct {
+	Disabled  bool                `yaml:"disabled"`
+	Enabled   *bool               `yaml:"enabled"` // deprecated inverse of disabled
+	Manifests ManifestsValidation `yaml:"manifests"`
+}
+
+// ManifestsValidation holds manifest validation rules.
+type ManifestsValidation struct {
+	URLs    URLRules     `yaml:"urls"`
+	Indexes IndexesRules `yaml:"indexes"`
+}
+
+// URLRules are regular expressions for foreign layer URLs.
+type URLRules struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// IndexesRules say which child manifests of an index must exist.
+type IndexesRules struct {
+	Platforms    string     `yaml:"platforms"` // all (default), none or list
+	PlatformList []Platform `yaml:"platformlist"`
+}
+
+// Platform is an os/architecture pair.
+type Platform struct {
+	Architecture string `yaml:"architecture"`
+	OS           string `yaml:"os"`
+}
+
+// Catalog caps _catalog page sizes.
+type Catalog struct {
+	MaxEntries int `yaml:"maxentries"` // default 1000
+}
+
+// Tags caps tag list page sizes.
+type Tags struct {
+	MaxTags int `yaml:"maxtags"` // default 1000
+}
+
+// Health configures health checks.
+type Health struct {
+	StorageDriver StorageDriverHealth `yaml:"storagedriver"`
+}
+
+// StorageDriverHealth checks the storage driver periodically.
+type StorageDriverHealth struct {
+	Enabled   bool          `yaml:"enabled"`
+	Interval  time.Duration `yaml:"interval"`  // default 10s
+	Threshold int           `yaml:"threshold"` // default 1
+}

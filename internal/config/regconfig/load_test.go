@@ -1,0 +1,254 @@
+package regconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-registry/gatehouse/internal/config"
+)
+
+// files writes placeholder files and returns their directory.
+func files(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("placeholder\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestSeedConfigLoads(t *testing.T) {
+	data, err := os.ReadFile("testdata/seed-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := files(t, "coreos-cert.pem", "coreos-key.pem")
+	data = []byte(strings.ReplaceAll(string(data), "/ssl/", dir+"/"))
+	cfg, err := Parse("config.yml", data, nil)
+	if err != nil {
+		t.Fatalf("seed config: %v", err)
+	}
+	if got := cfg.Driver(); got != "s3" {
+		t.Errorf("driver = %q, want s3", got)
+	}
+	if got := cfg.AuthKind(); got != "token" {
+		t.Errorf("auth = %q, want token", got)
+	}
+	if got, want := cfg.Redis.Addresses(), []string{"registryv2-redis:6379"}; !cmp.Equal(got, want) {
+		t.Errorf("redis addresses = %v, want %v", got, want)
+	}
+	if cfg.Redis.DialTimeout != 10*time.Millisecond || cfg.Redis.Pool.IdleTimeout != 300*time.Second {
+		t.Errorf("redis durations = %v, %v", cfg.Redis.DialTimeout, cfg.Redis.Pool.IdleTimeout)
+	}
+	if cfg.Storage.Maintenance.UploadPurging.Age != 168*time.Hour {
+		t.Errorf("purge age = %v", cfg.Storage.Maintenance.UploadPurging.Age)
+	}
+	if cfg.HTTP.Secret.Reveal() != "secretword" || cfg.Storage.S3.SecretKey.Reveal() != "minio123" {
+		t.Error("secrets not read")
+	}
+	if cfg.Storage.S3.ChunkSize != 5242880 {
+		t.Errorf("chunksize = %d", cfg.Storage.S3.ChunkSize)
+	}
+	if !cfg.Storage.Delete.Enabled || cfg.Log.Level != "debug" || cfg.HTTP.Headers["X-Content-Type-Options"][0] != "nosniff" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "loglevel") {
+		t.Errorf("warnings = %q, want one about loglevel", cfg.Warnings)
+	}
+}
+
+func TestSeedConfigMissingFiles(t *testing.T) {
+	data, err := os.ReadFile("testdata/seed-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse("config.yml", data, nil)
+	ps, ok := err.(config.Problems)
+	if !ok {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	// certificate, key and rootcertbundle all point at /ssl/, which does not exist here.
+	if len(ps) != 3 {
+		t.Fatalf("got %d problems, want 3:\n%v", len(ps), ps)
+	}
+	for _, p := range ps {
+		if p.Line == 0 || !strings.Contains(p.Msg, "cannot read") {
+			t.Errorf("problem %v: want a positioned file problem", p)
+		}
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := Parse("c.yml", []byte("version: 0.1\nstorage:\n  inmemory:\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := struct {
+		Addr, Driver, Auth, Level, Fmt string
+		MaxTags, MaxEntries           int
+		Purge                         bool
+		Durable                       bool
+	}{cfg.HTTP.Addr, cfg.Driver(), cfg.AuthKind(), cfg.Log.Level, cfg.Log.Formatter, cfg.Tags.MaxTags, cfg.Catalog.MaxEntries,
+		cfg.Storage.Maintenance.UploadPurging.IsEnabled(), cfg.Storage.Filesystem.IsDurable()}
+	want := got
+	want.Addr, want.Driver, want.Auth, want.Level, want.Fmt = ":5000", "inmemory", "", "info", "text"
+	want.MaxTags, want.MaxEntries, want.Purge, want.Durable = 1000, 1000, true, true
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	dir := files(t, "cert.pem", "key.pem", "htpasswd")
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings, one per expected problem, in order
+	}{
+		{"no storage", "version: 0.1\n", []string{"no storage driver"}},
+		{"two drivers", "version: 0.1\nstorage:\n  inmemory:\n  filesystem:\n    rootdirectory: /x\n", []string{"more than one storage driver"}},
+		{"missing version", "storage:\n  inmemory:\n", []string{"version is missing"}},
+		{"unknown key", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\n", []string{`unknown key "storage.filesystem.rootdir"`}},
+		{"refused notifications", "version: 0.1\nstorage: {inmemory: {}}\nnotifications:\n  endpoints: []\n", []string{"not supported yet"}},
+		{"refused middleware", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware: {}\n", []string{"not supported yet"}},
+		{"refused proxy", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: x}\n", []string{"not supported yet"}},
+		{"refused silly", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  silly: {realm: x}\n", []string{"silly"}},
+		{"bad duration", "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      age: 7days\n", []string{"7days"}},
+		{"bad bool", "version: 0.1\nstorage:\n  inmemory:\n  delete:\n    enabled: maybe\n", []string{"true or false"}},
+		{"duplicate key", "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: :1\n  addr: :2\n", []string{"duplicate key"}},
+		{"small maxthreads", "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /x\n    maxthreads: 5\n", []string{"minimum is 25"}},
+		{"s3 missing region and bucket", "version: 0.1\nstorage:\n  s3:\n    accesskey: a\n    secretkey: b\n", []string{"region is required", "bucket is required"}},
+		{"s3 small chunks", "version: 0.1\nstorage:\n  s3:\n    region: r\n    bucket: b\n    chunksize: 1024\n", []string{"at least 5 MiB"}},
+		{"s3 bad endpoint", "version: 0.1\nstorage:\n  s3:\n    region: r\n    bucket: b\n    regionendpoint: minio:9000\n", []string{"not an http(s) URL"}},
+		{"tls half", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  tls:\n    certificate: " + dir + "/cert.pem\n", []string{"both certificate and key"}},
+		{"tls version", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  tls:\n    certificate: " + dir + "/cert.pem\n    key: " + dir + "/key.pem\n    minimumtls: tls1.5\n", []string{"tls1.5"}},
+		{"cipher", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  tls:\n    certificate: " + dir + "/cert.pem\n    key: " + dir + "/key.pem\n    ciphersuites: [TLS_RSA_WITH_RC4_128_SHA]\n", []string{"RC4"}},
+		{"host not url", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  host: registry.example.com\n", []string{"not an absolute URL"}},
+		{"token incomplete", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  token:\n    realm: https://a/auth\n", []string{"service is required", "issuer is required", "rootcertbundle or jwks"}},
+		{"two auths", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  htpasswd: {realm: r, path: " + dir + "/htpasswd}\n  none:\n", []string{"more than one access controller"}},
+		{"htpasswd missing file", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  htpasswd: {realm: r, path: " + dir + "/nope}\n", []string{"cannot read"}},
+		{"redis both forms", "version: 0.1\nstorage: {inmemory: {}}\nredis:\n  addr: a:1\n  addrs: [b:1]\n", []string{"both addr"}},
+		{"redis cache without redis", "version: 0.1\nstorage:\n  inmemory:\n  cache:\n    blobdescriptor: redis\n", []string{"no addr or addrs"}},
+		{"bad cache", "version: 0.1\nstorage:\n  inmemory:\n  cache:\n    blobdescriptor: memcached\n", []string{"memcached"}},
+		{"bad regex", "version: 0.1\nstorage: {inmemory: {}}\nvalidation:\n  manifests:\n    urls:\n      allow: ['(']\n", []string{"invalid regular expression"}},
+		{"platform list empty", "version: 0.1\nstorage: {inmemory: {}}\nvalidation:\n  manifests:\n    indexes:\n      platforms: list\n", []string{"platformlist is empty"}},
+		{"negative maxtags", "version: 0.1\nstorage: {inmemory: {}}\ntags:\n  maxtags: -1\n", []string{"maxtags must not be negative"}},
+		{"log level", "version: 0.1\nstorage: {inmemory: {}}\nlog:\n  level: loud\n", []string{"loud"}},
+		{"prometheus without debug", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  debug:\n    prometheus:\n      enabled: true\n", []string{"needs http.debug.addr"}},
+		{"not a mapping", "- a\n- b\n", []string{"must be a YAML mapping"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yml", []byte(tt.yaml), nil)
+			ps, ok := err.(config.Problems)
+			if !ok {
+				t.Fatalf("err = %v, want Problems", err)
+			}
+			if len(ps) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(tt.want), ps)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(ps[i].String(), w) {
+					t.Errorf("problem %d = %q, want it to mention %q", i, ps[i], w)
+				}
+				if ps[i].File != "c.yml" {
+					t.Errorf("problem %d file = %q", i, ps[i].File)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	env := []string{
+		"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/data",
+		"REGISTRY_HTTP_ADDR=127.0.0.1:6000",
+		"REGISTRY_HTTP_SECRET=s3cret",
+		"REGISTRY_STORAGE_DELETE_ENABLED=true",
+		"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE=2h",
+		"REGISTRY_AUTH_TOKEN_REALM=https://auth.example.com/auth",
+		"REGISTRY_NO_SUCH_THING=1",
+		"PATH=/bin",
+	}
+	yml := "version: 0.1\nauth:\n  token:\n    service: s\n    issuer: i\n    jwks: " + files(t, "jwks.json") + "/jwks.json\n"
+	cfg, err := Parse("c.yml", []byte(yml), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cfg.Storage.Filesystem.RootDirectory, cfg.HTTP.Addr, cfg.HTTP.Secret.Reveal(), cfg.Storage.Delete.Enabled,
+		cfg.Storage.Maintenance.UploadPurging.Age, cfg.Auth.Token.Realm, cfg.Auth.Token.Service}
+	want := []any{"/data", "127.0.0.1:6000", "s3cret", true, 2 * time.Hour, "https://auth.example.com/auth", "s"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("overrides (-want +got):\n%s", diff)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "REGISTRY_NO_SUCH_THING") {
+		t.Errorf("warnings = %q", cfg.Warnings)
+	}
+}
+
+func TestEnvOverrideBadValue(t *testing.T) {
+	tests := []struct{ env, want string }{
+		{"REGISTRY_STORAGE_DELETE_ENABLED=yesplease", "true or false"},
+		{"REGISTRY_CATALOG_MAXENTRIES=lots", "whole number"},
+		{"REGISTRY_HTTP_DRAINTIMEOUT=soon", "duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			_, err := Parse("c.yml", []byte("version: 0.1\nstorage: {inmemory: {}}\n"), []string{tt.env})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "environment") {
+				t.Errorf("err = %v, want an environment problem mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvSecretNotShown(t *testing.T) {
+	_, err := Parse("c.yml", []byte("version: 0.1\nstorage: {inmemory: {}}\nredis:\n  addr: a:1\n"), []string{"REGISTRY_REDIS_DB=hunter2"})
+	if err == nil {
+		t.Fatal("want a problem")
+	}
+	// db is not secret, so the value is shown; secrets are masked.
+	_, err = Parse("c.yml", []byte("version: 0.1\nstorage: {inmemory: {}}\n"), []string{"REGISTRY_HTTP_SECRET=hunter2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "docs", "examples", "registry-config.yml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example points at files under /etc/gatehouse; swap in real ones.
+	dir := files(t, "registry.crt", "registry.key", "token-ca.crt")
+	data = []byte(strings.ReplaceAll(string(data), "/etc/gatehouse/", dir+"/"))
+	cfg, err := Parse(path, data, nil)
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if cfg.Driver() != "filesystem" || cfg.AuthKind() != "token" || len(cfg.Warnings) != 0 {
+		t.Errorf("driver %q auth %q warnings %q", cfg.Driver(), cfg.AuthKind(), cfg.Warnings)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seed, _ := os.ReadFile("testdata/seed-config.yml")
+	f.Add(seed, "REGISTRY_HTTP_ADDR=:1")
+	f.Add([]byte("version: 0.1\nstorage: {inmemory: {}}\n"), "REGISTRY_STORAGE_DELETE_ENABLED=true")
+	f.Add([]byte("storage: [1, 2]\nhttp: 3\n"), "REGISTRY_HTTP_TLS_CERTIFICATE=x")
+	f.Add([]byte("a: &x {b: *x}\n"), "")
+	f.Fuzz(func(t *testing.T, data []byte, env string) {
+		cfg, err := Parse("fuzz.yml", data, []string{env})
+		if cfg == nil {
+			t.Fatalf("nil config (err %v)", err)
+		}
+	})
+}
