@@ -92,9 +92,9 @@ func TestParseDefaults(t *testing.T) {
 	}
 	got := struct {
 		Addr, Driver, Auth, Level, Fmt string
-		MaxTags, MaxEntries           int
-		Purge                         bool
-		Durable                       bool
+		MaxTags, MaxEntries            int
+		Purge                          bool
+		Durable                        bool
 	}{cfg.HTTP.Addr, cfg.Driver(), cfg.AuthKind(), cfg.Log.Level, cfg.Log.Formatter, cfg.Tags.MaxTags, cfg.Catalog.MaxEntries,
 		cfg.Storage.Maintenance.UploadPurging.IsEnabled(), cfg.Storage.Filesystem.IsDurable()}
 	want := got
