@@ -38,7 +38,10 @@ go_tool() {
   if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg" ]; then return; fi
   echo "install-deps: go install $pkg"
   local tmp; tmp=$(mktemp -d)
-  GOBIN=$tmp GOFLAGS=-mod=mod go install "$pkg"
+  if ! GOBIN=$tmp GOFLAGS=-mod=mod go install "$pkg" > "$tmp.log" 2>&1; then
+    cat "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; exit 1
+  fi
+  rm -f "$tmp.log"
   mv "$tmp"/* "$BIN/$name"
   rmdir "$tmp"
   echo "$pkg" > "$stamp"
@@ -59,7 +62,7 @@ if [ "$(cat "$BIN/.conformance.version" 2>/dev/null)" != "$CONF_VERSION" ] || [ 
     cd "$src"
     go mod init gatehouse.local/conformance >/dev/null 2>&1
     go get "github.com/opencontainers/distribution-spec/conformance@$CONF_VERSION" >/dev/null 2>&1
-    go test -c -o "$BIN/conformance.test" github.com/opencontainers/distribution-spec/conformance
+    go test -c -o "$BIN/conformance.test" github.com/opencontainers/distribution-spec/conformance >/dev/null
   )
   rm -rf "$src"
   echo "$CONF_VERSION" > "$BIN/.conformance.version"
