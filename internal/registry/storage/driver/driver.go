@@ -1,0 +1,138 @@
+// Package driver defines the storage driver interface the registry logic is
+// written against, with the path rules every driver enforces.
+//
+// A driver stores opaque files under absolute, "/"-separated paths. It knows
+// nothing about blobs, manifests or repositories. Drivers: filesystem (the
+// default), inmemory (tests); object stores (S3) implement the same
+// interface and pass the same conformance suite (package drivertest).
+//
+// Optional capabilities are separate interfaces discovered with type
+// assertions: Redirector (presigned URLs) and LocalFiler (sendfile).
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Driver stores files by path. Implementations are safe for concurrent use.
+type Driver interface {
+	// Name is the driver's config name ("filesystem", "inmemory", "s3").
+	Name() string
+	// GetContent returns the whole content of a small file (links, state).
+	GetContent(ctx context.Context, path string) ([]byte, error)
+	// PutContent replaces path with content atomically: a reader sees the
+	// old content or the new one, never a mix or a truncated file.
+	PutContent(ctx context.Context, path string, content []byte) error
+	// Reader streams path from offset. An offset past the end is an error
+	// of type *InvalidOffsetError; an offset equal to the size reads nothing.
+	Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+	// Writer returns a writer to path. With append it resumes an existing
+	// file (Size starts at its size); without, it starts an empty one.
+	// Content becomes durable at Commit, and is discarded by Cancel.
+	Writer(ctx context.Context, path string, append bool) (FileWriter, error)
+	// Stat describes a file or directory.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	// List returns the full paths of the direct children of the directory
+	// path, sorted.
+	List(ctx context.Context, path string) ([]string, error)
+	// Move renames src to dst, replacing dst if it exists. It is atomic on
+	// the filesystem driver.
+	Move(ctx context.Context, src, dst string) error
+	// Delete removes path and everything below it.
+	Delete(ctx context.Context, path string) error
+	// Walk calls fn for every file and directory below path (not path
+	// itself), depth first, in sorted order. If fn returns ErrSkipDir for a
+	// directory, Walk does not descend into it; any other error stops the
+	// walk and is returned.
+	Walk(ctx context.Context, path string, fn WalkFn) error
+}
+
+// WalkFn is called by Driver.Walk for each entry.
+type WalkFn func(fi FileInfo) error
+
+// ErrSkipDir, returned by a WalkFn for a directory, skips its contents.
+var ErrSkipDir = errors.New("skip this directory")
+
+// FileWriter writes a file. Exactly one of Commit and Cancel must be
+// called; Close alone leaves the data in place to be resumed (append).
+type FileWriter interface {
+	io.Writer
+	io.Closer
+	// Size is the number of bytes in the file so far, including what an
+	// appending writer started with.
+	Size() int64
+	// Cancel removes the file.
+	Cancel(ctx context.Context) error
+	// Commit flushes the content to stable storage (if the driver is
+	// durable) and closes the writer.
+	Commit(ctx context.Context) error
+}
+
+// FileInfo describes a stored file or directory.
+type FileInfo interface {
+	Path() string
+	Size() int64
+	ModTime() time.Time
+	IsDir() bool
+}
+
+// Redirector is implemented by drivers that can hand clients a URL to
+// fetch content from directly (an S3 presigned URL, a CDN).
+type Redirector interface {
+	// RedirectURL returns a URL serving path, or "" to serve it directly.
+	RedirectURL(r *http.Request, path string) (string, error)
+}
+
+// LocalFiler is implemented by drivers whose files are local, so callers can
+// serve them with sendfile (http.ServeContent or io.Copy to a TCP conn).
+type LocalFiler interface {
+	// LocalFile opens path read-only. The caller closes it.
+	LocalFile(path string) (*os.File, error)
+}
+
+// ErrUnsupported is returned for an optional feature a driver lacks.
+var ErrUnsupported = errors.New("operation not supported by this storage driver")
+
+// PathNotFoundError reports a path that does not exist.
+type PathNotFoundError struct {
+	Path   string
+	Driver string
+}
+
+func (e *PathNotFoundError) Error() string {
+	return fmt.Sprintf("%s: path not found: %s", e.Driver, e.Path)
+}
+
+// InvalidPathError reports a path that breaks the path rules.
+type InvalidPathError struct {
+	Path   string
+	Driver string
+	Reason string
+}
+
+func (e *InvalidPathError) Error() string {
+	return fmt.Sprintf("%s: invalid path %q: %s", e.Driver, e.Path, e.Reason)
+}
+
+// InvalidOffsetError reports a read offset outside the file.
+type InvalidOffsetError struct {
+	Path   string
+	Offset int64
+	Driver string
+}
+
+func (e *InvalidOffsetError) Error() string {
+	return fmt.Sprintf("%s: invalid offset %d for %s", e.Driver, e.Offset, e.Path)
+}
+
+// IsNotFound reports whether err is (or wraps) a *PathNotFoundError.
+func IsNotFound(err error) bool {
+	var nf *PathNotFoundError
+	return errors.As(err, &nf)
+}

@@ -1,0 +1,102 @@
+// Package storage is the registry logic over a storage driver: blobs,
+// uploads, manifests, tags, referrers and garbage collection, kept in
+// distribution's (registry:2) layout under /docker/registry/v2 so that
+// data is interchangeable with registry:2 in both directions.
+//
+// Durability rules: a blob becomes visible only after its bytes were
+// hashed, verified, flushed and moved into place; links are replaced
+// atomically. A crash at any point leaves no half-written blob visible.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+
+	"github.com/gatehouse-registry/gatehouse/internal/cache"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+)
+
+// Options configure a Registry.
+type Options struct {
+	// Delete enables deleting blobs, manifests and tags (ErrUnsupported
+	// otherwise), as storage.delete.enabled does.
+	Delete bool
+	// ReadOnly refuses every write with ErrReadOnly.
+	ReadOnly bool
+	// Cache memoizes blob descriptors; nil means no cache.
+	Cache cache.BlobDescriptorCache
+	// Logger receives warnings about unexpected storage content; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Registry is the registry logic over a driver. It is safe for concurrent
+// use.
+type Registry struct {
+	d    driver.Driver
+	opts Options
+	log  *slog.Logger
+
+	// uploadLocks serialises operations on one upload within this
+	// process (a client racing two PATCHes on the same upload).
+	uploadLocks sync.Map // id -> *sync.Mutex
+}
+
+// New returns a Registry storing its content in d.
+func New(d driver.Driver, opts Options) *Registry {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Registry{d: d, opts: opts, log: log}
+}
+
+// Driver returns the storage driver.
+func (r *Registry) Driver() driver.Driver { return r.d }
+
+// Repository is one repository (a name) of a Registry.
+type Repository struct {
+	reg  *Registry
+	name string
+}
+
+// MaxNameLength bounds a repository name, as distribution does.
+const MaxNameLength = 255
+
+// nameRE is the distribution-spec repository name grammar.
+var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// ValidateName checks a repository name against the distribution grammar
+// and the 255-character limit.
+func ValidateName(name string) error {
+	if len(name) > MaxNameLength {
+		return errorf(ErrNameInvalid, map[string]any{"name": name}, "repository name must not be longer than %d characters", MaxNameLength)
+	}
+	if !nameRE.MatchString(name) {
+		return errorf(ErrNameInvalid, map[string]any{"name": name}, "invalid repository name")
+	}
+	return nil
+}
+
+// Repository returns the repository called name, which need not exist
+// yet. It returns ErrNameInvalid for a name outside the grammar.
+func (r *Registry) Repository(name string) (*Repository, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	return &Repository{reg: r, name: name}, nil
+}
+
+// Name returns the repository's name.
+func (r *Repository) Name() string { return r.name }
+
+// Catalog lists repository names after last (exclusive; "" = from the
+// start), at most n of them (n <= 0 = all), in the order registry:2 uses
+// (path components compared one by one). more reports whether names remain.
+func (r *Registry) Catalog(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
+	return nil, false, errors.New("not implemented yet")
+}
