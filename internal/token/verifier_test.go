@@ -212,7 +212,7 @@ func TestVerifyAudienceArrayAndFloatTimes(t *testing.T) {
 	v := testVerifier(t, VerifierOptions{Services: []string{"a", "registry"}, JWKS: jwksOf(t, key)})
 	// Sign a hand-made payload with aud as an array and exp as a float.
 	s := mustSigner(t, key, nil, SignerOptions{KeyID: KeyIDThumbprint})
-	payload := `{"iss":"auth","sub":"bob","aud":["x","registry"],"exp":`+fmt.Sprint(testNow.Unix()+100)+`.5,"access":[]}`
+	payload := `{"iss":"auth","sub":"bob","aud":["x","registry"],"exp":` + fmt.Sprint(testNow.Unix()+100) + `.5,"access":[]}`
 	input := s.header + "." + segment(payload)
 	h := sha256.Sum256([]byte(input))
 	sig, err := key.Sign(nil, h[:], crypto.SHA256)
