@@ -52,6 +52,8 @@ type Config struct {
 	CACertFile string
 	// BindDN is the service account searches run as. With InitialBindAsUser
 	// it is a template holding ${account}. Empty means anonymous searches.
+	// It is sent as the bind name as is, so Active Directory's
+	// user@domain form works too.
 	BindDN string
 	// BindPassword is the service account's password (the caller reads it
 	// from a file or the environment).
@@ -209,11 +211,6 @@ func (cfg Config) validate() (Config, endpoint, error) {
 		}
 		if cfg.BindDN != "" && cfg.BindPassword.IsEmpty() {
 			errs = append(errs, fmt.Errorf("bind_password: empty for bind_dn %q (an empty password would be an unauthenticated bind)", cfg.BindDN))
-		}
-		if cfg.BindDN != "" {
-			if err := checkDN(cfg.BindDN); err != nil {
-				errs = append(errs, fmt.Errorf("bind_dn: %w", err))
-			}
 		}
 	}
 	for name, l := range cfg.Labels {

@@ -40,9 +40,6 @@ func checkFilter(template string) error {
 
 // checkDN reports whether dn parses as a distinguished name.
 func checkDN(dn string) error {
-	if strings.Contains(dn, "${account}") {
-		dn = buildBindDN(dn, "account")
-	}
 	if _, err := goldap.ParseDN(dn); err != nil {
 		return fmt.Errorf("%q is not a valid DN: %v", dn, unwrapLDAP(err))
 	}
