@@ -84,7 +84,9 @@ func TestValidate(t *testing.T) {
 			c.InitialBindAsUser, c.BindDN, c.BindPassword = true, "uid=${account},ou=people,dc=domain,dc=com", ""
 		}, nil},
 		{"AD UPN template", func(c *Config) { c.InitialBindAsUser, c.BindDN, c.BindPassword = true, "${account}@corp.example", "" }, nil},
-		{"group search", func(c *Config) { c.GroupSearch = &GroupSearch{Base: "ou=groups,dc=domain,dc=com", Filter: "(member=${dn})"} }, nil},
+		{"group search", func(c *Config) {
+			c.GroupSearch = &GroupSearch{Base: "ou=groups,dc=domain,dc=com", Filter: "(member=${dn})"}
+		}, nil},
 		{"missing everything", func(c *Config) { *c = Config{} }, []string{"addr: missing", "base: missing", "filter: missing"}},
 		{"unknown tls", func(c *Config) { c.TLS = "yes" }, []string{`tls: unknown mode "yes"`}},
 		{"filter without account", func(c *Config) { c.Filter = "(objectClass=posixAccount)" }, []string{"does not contain ${account}"}},
