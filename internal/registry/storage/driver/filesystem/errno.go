@@ -1,0 +1,6 @@
+package filesystem
+
+import "syscall"
+
+// syscallENOTDIR: a path component is a file, so the path cannot exist.
+var syscallENOTDIR = syscall.ENOTDIR

@@ -1,0 +1,501 @@
+// Package filesystem is the local filesystem storage driver: files under a
+// root directory, written durably (fsync of the file and of its directory)
+// unless durability is turned off for benchmarks.
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+)
+
+// Name is the driver's config name.
+const Name = "filesystem"
+
+// DefaultRootDirectory is distribution's default rootdirectory.
+const DefaultRootDirectory = "/var/lib/registry"
+
+// tmpPrefix starts the names of temporary files; listings skip them.
+const tmpPrefix = ".gatehouse-tmp-"
+
+// Options configure the driver.
+type Options struct {
+	// RootDirectory holds everything; "" means DefaultRootDirectory.
+	RootDirectory string
+	// Durable fsyncs files and directories before a write is reported
+	// done. Turn it off only for benchmarks and throwaway registries.
+	Durable bool
+}
+
+// Driver stores files under a root directory.
+type Driver struct {
+	root    string
+	durable bool
+}
+
+// New returns a driver rooted at opts.RootDirectory, creating it if needed.
+func New(opts Options) (*Driver, error) {
+	root := opts.RootDirectory
+	if root == "" {
+		root = DefaultRootDirectory
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("filesystem: root directory %q: %w", root, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("filesystem: create root directory: %w", err)
+	}
+	return &Driver{root: abs, durable: opts.Durable}, nil
+}
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return Name }
+
+// full validates p and maps it below the root.
+func (d *Driver) full(p string) (string, error) {
+	if err := driver.ValidatePath(Name, p); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, filepath.FromSlash(p)), nil
+}
+
+// wrap turns "does not exist" into a PathNotFoundError.
+func (d *Driver) wrap(p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+		return &driver.PathNotFoundError{Path: p, Driver: Name}
+	}
+	return fmt.Errorf("filesystem: %s: %w", p, stripRoot(err, d.root))
+}
+
+// stripRoot keeps the root directory out of error text.
+func stripRoot(err error, root string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return errors.New(strings.Replace(err.Error(), root, "", 1))
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return errors.New(strings.ReplaceAll(err.Error(), root, ""))
+	}
+	return err
+}
+
+// GetContent implements driver.Driver.
+func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(fp)
+	if err != nil {
+		return nil, d.wrap(p, err)
+	}
+	return b, nil
+}
+
+// PutContent implements driver.Driver: write a temporary file beside the
+// target, flush it, rename it over the target and flush the directory.
+func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "the root is a directory"}
+	}
+	dir := filepath.Dir(fp)
+	if err := d.mkdirAll(dir); err != nil {
+		return d.wrap(p, err)
+	}
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(content); err != nil {
+		return d.wrap(p, err)
+	}
+	if d.durable {
+		if err := tmp.Sync(); err != nil {
+			return d.wrap(p, err)
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return d.wrap(p, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return d.wrap(p, err)
+	}
+	if err := os.Rename(tmp.Name(), fp); err != nil {
+		return d.wrap(p, err)
+	}
+	ok = true
+	return d.syncDir(dir)
+}
+
+// mkdirAll creates dir and its parents, flushing each parent that gained
+// an entry when durable.
+func (d *Driver) mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is a file", dir)
+		}
+		return nil
+	}
+	if dir == d.root || len(dir) < len(d.root) {
+		return os.MkdirAll(dir, 0o755)
+	}
+	if err := d.mkdirAll(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return d.syncDir(filepath.Dir(dir))
+}
+
+// syncDir flushes a directory's entries when durable.
+func (d *Driver) syncDir(dir string) error {
+	if !d.durable {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("filesystem: sync directory: %w", stripRoot(err, d.root))
+	}
+	return nil
+}
+
+// Reader implements driver.Driver.
+func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := d.open(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, d.wrap(p, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, &driver.PathNotFoundError{Path: p, Driver: Name}
+	}
+	if offset < 0 || offset > fi.Size() {
+		f.Close()
+		return nil, &driver.InvalidOffsetError{Path: p, Offset: offset, Driver: Name}
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, d.wrap(p, err)
+	}
+	return f, nil
+}
+
+func (d *Driver) open(p string) (*os.File, error) {
+	fp, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(fp)
+	if err != nil {
+		return nil, d.wrap(p, err)
+	}
+	return f, nil
+}
+
+// LocalFile implements driver.LocalFiler.
+func (d *Driver) LocalFile(p string) (*os.File, error) {
+	f, err := d.open(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		f.Close()
+		return nil, &driver.PathNotFoundError{Path: p, Driver: Name}
+	}
+	return f, nil
+}
+
+// Writer implements driver.Driver.
+func (d *Driver) Writer(ctx context.Context, p string, appendTo bool) (driver.FileWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	if p == "/" {
+		return nil, &driver.InvalidPathError{Path: p, Driver: Name, Reason: "the root is a directory"}
+	}
+	if err := d.mkdirAll(filepath.Dir(fp)); err != nil {
+		return nil, d.wrap(p, err)
+	}
+	flags := os.O_WRONLY | os.O_CREATE
+	if !appendTo {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(fp, flags, 0o644)
+	if err != nil {
+		return nil, d.wrap(p, err)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, d.wrap(p, err)
+	}
+	return &fileWriter{d: d, p: p, f: f, size: size}, nil
+}
+
+type fileWriter struct {
+	d      *Driver
+	p      string
+	f      *os.File
+	size   int64
+	closed bool
+}
+
+func (w *fileWriter) Write(b []byte) (int, error) {
+	if w.closed {
+		return 0, fmt.Errorf("filesystem: write to closed writer %s", w.p)
+	}
+	n, err := w.f.Write(b)
+	w.size += int64(n)
+	if err != nil {
+		return n, w.d.wrap(w.p, err)
+	}
+	return n, nil
+}
+
+func (w *fileWriter) Size() int64 { return w.size }
+
+func (w *fileWriter) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.d.wrap(w.p, w.f.Close())
+}
+
+func (w *fileWriter) Cancel(context.Context) error {
+	_ = w.Close()
+	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return w.d.wrap(w.p, err)
+	}
+	return nil
+}
+
+func (w *fileWriter) Commit(context.Context) error {
+	if w.closed {
+		return fmt.Errorf("filesystem: commit of closed writer %s", w.p)
+	}
+	if w.d.durable {
+		if err := w.f.Sync(); err != nil {
+			_ = w.Close()
+			return w.d.wrap(w.p, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return w.d.wrap(w.p, w.d.syncDir(filepath.Dir(w.f.Name())))
+}
+
+type fileInfo struct {
+	p  string
+	fi fs.FileInfo
+}
+
+func (f fileInfo) Path() string { return f.p }
+func (f fileInfo) Size() int64 {
+	if f.fi.IsDir() {
+		return 0
+	}
+	return f.fi.Size()
+}
+func (f fileInfo) ModTime() time.Time { return f.fi.ModTime() }
+func (f fileInfo) IsDir() bool        { return f.fi.IsDir() }
+
+// Stat implements driver.Driver.
+func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(fp)
+	if err != nil {
+		return nil, d.wrap(p, err)
+	}
+	return fileInfo{p: p, fi: fi}, nil
+}
+
+// List implements driver.Driver.
+func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(fp)
+	if err != nil {
+		return nil, d.wrap(p, err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries { // ReadDir sorts by name
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		out = append(out, path.Join(p, e.Name()))
+	}
+	return out, nil
+}
+
+// Move implements driver.Driver with rename(2): atomic, replacing dst.
+func (d *Driver) Move(ctx context.Context, src, dst string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fsrc, err := d.full(src)
+	if err != nil {
+		return err
+	}
+	fdst, err := d.full(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(fsrc); err != nil {
+		return d.wrap(src, err)
+	}
+	if err := d.mkdirAll(filepath.Dir(fdst)); err != nil {
+		return d.wrap(dst, err)
+	}
+	if err := os.Rename(fsrc, fdst); err != nil {
+		return d.wrap(dst, err)
+	}
+	if err := d.syncDir(filepath.Dir(fdst)); err != nil {
+		return err
+	}
+	if filepath.Dir(fsrc) != filepath.Dir(fdst) {
+		return d.syncDir(filepath.Dir(fsrc))
+	}
+	return nil
+}
+
+// Delete implements driver.Driver.
+func (d *Driver) Delete(ctx context.Context, p string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fp, err := d.full(p)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "refusing to delete the root"}
+	}
+	if _, err := os.Lstat(fp); err != nil {
+		return d.wrap(p, err)
+	}
+	if err := os.RemoveAll(fp); err != nil {
+		return d.wrap(p, err)
+	}
+	return nil
+}
+
+// Walk implements driver.Driver.
+func (d *Driver) Walk(ctx context.Context, p string, fn driver.WalkFn) error {
+	fp, err := d.full(p)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(fp)
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	if !fi.IsDir() {
+		return nil
+	}
+	return d.walk(ctx, p, fp, fn)
+}
+
+func (d *Driver) walk(ctx context.Context, p, fp string, fn driver.WalkFn) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(fp)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walking
+		}
+		return d.wrap(p, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		cp, cfp := path.Join(p, e.Name()), filepath.Join(fp, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return d.wrap(cp, err)
+		}
+		err = fn(fileInfo{p: cp, fi: fi})
+		if fi.IsDir() && errors.Is(err, driver.ErrSkipDir) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			if err := d.walk(ctx, cp, cfp, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	_ driver.Driver     = (*Driver)(nil)
+	_ driver.LocalFiler = (*Driver)(nil)
+)
