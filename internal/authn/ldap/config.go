@@ -131,7 +131,7 @@ func parseAddr(addr, mode string) (endpoint, error) {
 	if i := strings.Index(addr, "://"); i >= 0 {
 		u, err := url.Parse(addr)
 		if err != nil {
-			return endpoint{}, fmt.Errorf("addr: %q is not a valid URL: %v", addr, err)
+			return endpoint{}, fmt.Errorf("addr: %q is not a valid URL: %w", addr, err)
 		}
 		scheme = strings.ToLower(u.Scheme)
 		if scheme != "ldap" && scheme != "ldaps" {
@@ -153,7 +153,7 @@ func parseAddr(addr, mode string) (endpoint, error) {
 	}
 	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return endpoint{}, fmt.Errorf("addr: %q is not host:port: %v", addr, err)
+		return endpoint{}, fmt.Errorf("addr: %q is not host:port: %w", addr, err)
 	}
 	if host == "" {
 		return endpoint{}, fmt.Errorf("addr: %q has no host", addr)

@@ -33,7 +33,7 @@ func checkFilter(template string) error {
 		return fmt.Errorf("%q must be enclosed in parentheses", template)
 	}
 	if _, err := goldap.CompileFilter(f); err != nil {
-		return fmt.Errorf("%q is not a valid LDAP filter: %v", template, unwrapLDAP(err))
+		return fmt.Errorf("%q is not a valid LDAP filter: %w", template, unwrapLDAP(err))
 	}
 	return nil
 }
@@ -41,7 +41,7 @@ func checkFilter(template string) error {
 // checkDN reports whether dn parses as a distinguished name.
 func checkDN(dn string) error {
 	if _, err := goldap.ParseDN(dn); err != nil {
-		return fmt.Errorf("%q is not a valid DN: %v", dn, unwrapLDAP(err))
+		return fmt.Errorf("%q is not a valid DN: %w", dn, unwrapLDAP(err))
 	}
 	return nil
 }
@@ -56,7 +56,7 @@ var errNoCN = errors.New("the DN has no CN")
 func firstCN(dn string) (string, error) {
 	parsed, err := goldap.ParseDN(dn)
 	if err != nil {
-		return "", fmt.Errorf("malformed DN: %v", unwrapLDAP(err))
+		return "", fmt.Errorf("malformed DN: %w", unwrapLDAP(err))
 	}
 	for _, rdn := range parsed.RDNs {
 		for _, atv := range rdn.Attributes {

@@ -99,7 +99,7 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, pool
 		case isTransport(err):
 			a.log.Error("ldap: directory unreachable at startup; not ready until it answers", "err", err)
 		default:
-			a.Close()
+			_ = a.Close()
 			return nil, fmt.Errorf("ldap_auth: %w", err)
 		}
 	}
@@ -166,7 +166,7 @@ func (a *Authenticator) dialService(ctx context.Context) (*goldap.Conn, error) {
 	if err == nil {
 		return c, nil
 	}
-	c.Close()
+	_ = c.Close()
 	if isTransport(err) {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (a *Authenticator) ready(ctx context.Context) error {
 		if err != nil {
 			return netErr("connect", err)
 		}
-		c.Close()
+		_ = c.Close()
 		return nil
 	}
 	c, err := a.svc.get(ctx)
@@ -304,7 +304,7 @@ func (a *Authenticator) classify(err error) error {
 			reason = "timed out"
 		}
 		a.log.Warn("ldap: directory "+reason, "err", err)
-		return fmt.Errorf("ldap: %s %s: %v: %w", a.ep, reason, err, authn.ErrUnavailable)
+		return fmt.Errorf("ldap: %s %s: %w: %w", a.ep, reason, err, authn.ErrUnavailable)
 	default:
 		var sb *serviceBindError
 		if errors.As(err, &sb) {
@@ -566,7 +566,10 @@ func withContext(ctx context.Context, c interface{ Close() error }, op func() er
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	err := op()
 	if !stop() {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		if err == nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	return err
 }

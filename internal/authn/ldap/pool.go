@@ -47,7 +47,7 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, error) {
 	case TLSAlways:
 		tc := tls.Client(raw, d.tlsConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
+			_ = raw.Close()
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
 		c := goldap.NewConn(tc, true)
@@ -58,18 +58,18 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, error) {
 		// The deadline on the raw connection bounds the StartTLS operation
 		// and the handshake that follows; it is lifted afterwards.
 		if err := raw.SetDeadline(deadline); err != nil {
-			raw.Close()
+			_ = raw.Close()
 			return nil, err
 		}
 		c := goldap.NewConn(raw, false)
 		c.Start()
 		c.SetTimeout(d.dialTimeout)
 		if err := c.StartTLS(d.tlsConfig()); err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("StartTLS: %w", err)
 		}
 		if err := raw.SetDeadline(time.Time{}); err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, err
 		}
 		c.SetTimeout(d.requestTimeout)
@@ -130,7 +130,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		if c.IsClosing() || time.Since(c.lastUsed) > maxIdle {
-			go c.Close()
+			go func() { _ = c.Close() }()
 			continue
 		}
 		c.reused = true
@@ -155,7 +155,7 @@ func (p *pool) put(c *conn, healthy bool) {
 	p.mu.Lock()
 	if !healthy || !p.keep || p.closed || c.IsClosing() || len(p.idle) >= cap(p.slots) {
 		p.mu.Unlock()
-		go c.Close()
+		go func() { _ = c.Close() }()
 		return
 	}
 	c.lastUsed = time.Now()
@@ -170,7 +170,7 @@ func (p *pool) drain() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
