@@ -2,6 +2,12 @@
 // the first whose match fits the request decides, and no match denies.
 package acl
 
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
+
 // Entry is one ACL rule as written in auth_config.yml.
 // Match and Actions are pointers so that a missing key can be told apart
 // from an empty one (a missing key is a config error; `match: {}` matches
@@ -21,4 +27,61 @@ type Match struct {
 	Service *string           `yaml:"service"`
 	IP      *string           `yaml:"ip"` // an address or a CIDR
 	Labels  map[string]string `yaml:"labels"`
+}
+
+// String renders the entry on one line as a YAML flow mapping, with keys in
+// the order docker_auth documents them.
+func (e Entry) String() string {
+	var b strings.Builder
+	b.WriteString("{match: ")
+	if e.Match == nil {
+		b.WriteString("null")
+	} else {
+		b.WriteString(e.Match.String())
+	}
+	b.WriteString(", actions: ")
+	if e.Actions == nil {
+		b.WriteString("null")
+	} else {
+		b.WriteString("[")
+		for i, a := range *e.Actions {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Quote(a))
+		}
+		b.WriteString("]")
+	}
+	if e.Comment != "" {
+		b.WriteString(", comment: ")
+		b.WriteString(strconv.Quote(e.Comment))
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// String renders the match on one line as a YAML flow mapping.
+func (m Match) String() string {
+	var parts []string
+	for _, kv := range []struct {
+		k string
+		v *string
+	}{{"account", m.Account}, {"type", m.Type}, {"name", m.Name}, {"service", m.Service}, {"ip", m.IP}} {
+		if kv.v != nil {
+			parts = append(parts, kv.k+": "+strconv.Quote(*kv.v))
+		}
+	}
+	if len(m.Labels) > 0 {
+		keys := make([]string, 0, len(m.Labels))
+		for k := range m.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		ls := make([]string, len(keys))
+		for i, k := range keys {
+			ls[i] = strconv.Quote(k) + ": " + strconv.Quote(m.Labels[k])
+		}
+		parts = append(parts, "labels: {"+strings.Join(ls, ", ")+"}")
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
