@@ -1,0 +1,95 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+)
+
+func (h *Handler) repo(r *http.Request) (*storage.Repository, error) {
+	return h.opts.Registry.Repository(info(r.Context()).rt.Name)
+}
+
+func setBlobHeaders(w http.ResponseWriter, desc storage.Descriptor) {
+	hdr := w.Header()
+	hdr.Set("Docker-Content-Digest", desc.Digest.String())
+	hdr.Set("ETag", `"`+desc.Digest.String()+`"`)
+	hdr.Set("Cache-Control", "max-age=31536000")
+	hdr.Set("Accept-Ranges", "bytes")
+	hdr.Set("Content-Type", "application/octet-stream")
+}
+
+// getBlob answers GET and HEAD /v2/<name>/blobs/<digest>.
+func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	dgst, e := parseDigest(info(ctx).rt.Ref)
+	if e != nil {
+		return e
+	}
+	repo, err := h.repo(r)
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodHead {
+		desc, err := repo.StatBlob(ctx, dgst)
+		if err != nil {
+			return err
+		}
+		setBlobHeaders(w, desc)
+		w.Header().Set("Content-Length", strconv.FormatInt(desc.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if !h.opts.DisableRedirect {
+		if loc, err := repo.BlobRedirectURL(r, dgst); err == nil && loc != "" {
+			w.Header().Set("Docker-Content-Digest", dgst.String())
+			http.Redirect(w, r, loc, http.StatusTemporaryRedirect)
+			return nil
+		} else if err != nil && !errors.Is(err, errNoRedirect) {
+			h.log.Debug("blob redirect unavailable; serving directly", "err", err)
+		}
+	}
+	br, err := repo.OpenBlob(ctx, dgst)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	setBlobHeaders(w, storage.Descriptor{Digest: dgst, Size: br.Size()})
+	var content io.ReadSeeker = br
+	if f := br.File(); f != nil {
+		content = f // lets net/http use sendfile
+	}
+	// ServeContent handles Range (206, and 416 for unsatisfiable ranges),
+	// If-Range and conditional requests against the ETag set above.
+	http.ServeContent(w, r, "", time.Time{}, content)
+	return nil
+}
+
+// errNoRedirect is never returned; it documents that a redirect error only
+// means "serve it yourself".
+var errNoRedirect = errors.New("no redirect")
+
+// deleteBlob answers DELETE /v2/<name>/blobs/<digest>.
+func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request) error {
+	if !h.opts.Delete {
+		return apiErr(CodeUnsupported, "deleting is disabled on this registry (storage.delete.enabled)", nil)
+	}
+	dgst, e := parseDigest(info(r.Context()).rt.Ref)
+	if e != nil {
+		return e
+	}
+	repo, err := h.repo(r)
+	if err != nil {
+		return err
+	}
+	if err := repo.DeleteBlob(r.Context(), dgst); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
