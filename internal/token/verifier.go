@@ -189,7 +189,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if errors.As(err, &ua) {
 			return nil, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(string(ua.Got), 32))
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, fmt.Errorf("%w: want one signature", ErrMalformed)
@@ -219,7 +219,7 @@ func (v *Verifier) signingKey(h jose.Header) (crypto.PublicKey, error) {
 	case err == nil:
 		return chains[0][0].PublicKey, nil
 	case !errors.Is(err, jose.ErrMissingX5cHeader):
-		return nil, fmt.Errorf("%w: x5c certificate chain: %v", ErrUntrustedKey, err)
+		return nil, fmt.Errorf("%w: x5c certificate chain: %w", ErrUntrustedKey, err)
 	}
 	if h.KeyID == "" {
 		return nil, fmt.Errorf("%w: no x5c and no kid header", ErrUntrustedKey)
@@ -243,7 +243,7 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 	dec.UseNumber()
 	var w wireClaims
 	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
 	c := &Claims{Issuer: w.Issuer, Subject: w.Subject, ID: w.ID, Access: w.Access}
 	var err error
