@@ -224,13 +224,7 @@ func suggest(key string, fields map[string]reflect.Type) string {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	best, bestD := "", 1<<30
-	for _, n := range names {
-		if d := editDistance(strings.ToLower(key), n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best != "" && bestD <= max(2, len(key)/3) {
+	if best := Closest(key, names); best != "" {
 		return fmt.Sprintf("did you mean %q?", best)
 	}
 	if len(names) == 0 {
@@ -336,4 +330,19 @@ func (d *Doc) key(path string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// Closest returns the name in names nearest to key by edit distance, if it
+// is near enough to be a likely typo, else "".
+func Closest(key string, names []string) string {
+	best, bestD := "", 1<<30
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(key), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" && bestD <= max(2, len(key)/3) {
+		return best
+	}
+	return ""
 }
