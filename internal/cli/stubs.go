@@ -12,12 +12,6 @@ func newAuthServerCmd() *cobra.Command {
 	return &cobra.Command{Use: "auth-server CONFIG", Short: "Run the token auth server on a docker_auth auth_config.yml", Args: cobra.ExactArgs(1), RunE: notImplemented}
 }
 
-func newRegistryCmd() *cobra.Command {
-	c := &cobra.Command{Use: "registry", Short: "Registry commands"}
-	c.AddCommand(&cobra.Command{Use: "serve CONFIG", Short: "Run the registry on a distribution config.yml", Args: cobra.ExactArgs(1), RunE: notImplemented})
-	return c
-}
-
 func newConfigCmd() *cobra.Command {
 	c := &cobra.Command{Use: "config", Short: "Config file tools"}
 	c.AddCommand(&cobra.Command{Use: "check FILE...", Short: "Check config files and report every error", Args: cobra.MinimumNArgs(1), RunE: notImplemented})
