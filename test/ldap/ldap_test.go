@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -505,4 +506,128 @@ func errString(err error) string {
 		return "no error"
 	}
 	return err.Error()
+}
+
+// slapdConns reads slapd's stats log and returns, per connection, the
+// DNs it bound as and whether it searched.
+func slapdConns(log string) map[string]*connUse {
+	conns := map[string]*connUse{}
+	for _, line := range strings.Split(log, "\n") {
+		_, rest, ok := strings.Cut(line, " conn=")
+		if !ok {
+			continue
+		}
+		id, rest, _ := strings.Cut(rest, " ")
+		u := conns[id]
+		if u == nil {
+			u = &connUse{}
+			conns[id] = u
+		}
+		switch {
+		case strings.Contains(rest, " BIND dn=\"") && strings.Contains(rest, "method=128"):
+			_, dn, _ := strings.Cut(rest, "dn=\"")
+			dn, _, _ = strings.Cut(dn, "\"")
+			u.binds = append(u.binds, dn)
+		case strings.Contains(rest, " SRCH base="):
+			u.searches++
+		}
+	}
+	return conns
+}
+
+type connUse struct {
+	binds    []string
+	searches int
+}
+
+// Connections that search are bound as the service account only, user
+// binds happen on other connections, and connections are reused.
+func TestServiceConnectionsStayService(t *testing.T) {
+	l := testenv.StartSlapd(t)
+	cfg := seedConfig(l)
+	cfg.PoolSize = 2
+	cfg.GroupSearch = &ldap.GroupSearch{Base: l.GroupsBase, Filter: "(member=${dn})"}
+	a, _ := newAuth(t, cfg)
+	const logins = 40
+	for i := range logins {
+		pw := l.UserPassword
+		if i%3 == 0 {
+			pw = "wrong"
+		}
+		for _, u := range []string{testenv.LDAPUserOps, testenv.LDAPUserDevOps} {
+			_, err := authenticate(a, u, pw)
+			if (pw == "wrong") != errors.Is(err, authn.ErrWrongPass) || (pw != "wrong" && err != nil) {
+				t.Fatalf("%s: %v", u, err)
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let slapd write its log
+	var searchConns, bindConns int
+	for id, u := range slapdConns(l.Log()) {
+		if len(u.binds) == 0 {
+			continue
+		}
+		if u.searches > 0 {
+			searchConns++
+			for _, dn := range u.binds {
+				if dn != l.BindDN {
+					t.Errorf("conn=%s searched and was also bound as %q", id, dn)
+				}
+			}
+		} else if u.binds[0] != l.AdminDN {
+			bindConns++
+		}
+	}
+	t.Logf("%d searching connections, %d user-bind connections", searchConns, bindConns)
+	// Pooling: a handful of connections served 80 logins.
+	if searchConns == 0 || searchConns > cfg.PoolSize+1 {
+		t.Errorf("%d connections searched, want 1..%d", searchConns, cfg.PoolSize+1)
+	}
+	if bindConns == 0 || bindConns > cfg.PoolSize+1 {
+		t.Errorf("%d connections bound users, want 1..%d", bindConns, cfg.PoolSize+1)
+	}
+}
+
+func TestReload(t *testing.T) {
+	l := testenv.StartSlapd(t)
+	cfg := seedConfig(l)
+	dir := t.TempDir()
+	caFile := dir + "/ca.pem"
+	ca, err := os.ReadFile(l.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CACertFile = caFile
+	a, _ := newAuth(t, cfg)
+	if _, err := authenticate(a, testenv.LDAPUserOps, l.UserPassword); err != nil {
+		t.Fatal(err)
+	}
+	// A broken CA file is refused and the old one stays in use.
+	if err := os.WriteFile(caFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "ca_certificate") {
+		t.Errorf("Reload with a broken CA file: %v", err)
+	}
+	if _, err := authenticate(a, testenv.LDAPUserOps, l.UserPassword); err != nil {
+		t.Errorf("after a refused reload: %v", err)
+	}
+	// A CA that did not sign the server's certificate takes effect on reload.
+	other := testenv.StartSlapd(t)
+	otherCA, err := os.ReadFile(other.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, otherCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if _, err := authenticate(a, testenv.LDAPUserOps, l.UserPassword); !errors.Is(err, authn.ErrUnavailable) {
+		t.Errorf("with a CA that does not match: got %v, want ErrUnavailable", err)
+	}
 }
