@@ -615,7 +615,10 @@ func isTimeout(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
-	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out")
+	// go-ldap reports its request timeout as "connection timed out" and
+	// flattens a read deadline into "... i/o timeout".
+	msg := err.Error()
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timed out") || strings.Contains(msg, "i/o timeout")
 }
 
 var _ authn.Authenticator = (*Authenticator)(nil)
