@@ -10,6 +10,8 @@ package storage
 
 import (
 	"context"
+	_ "crypto/sha256" // digest algorithms: registered for go-digest
+	_ "crypto/sha512"
 	"errors"
 	"io"
 	"log/slog"

@@ -1,0 +1,303 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+)
+
+// copyBufferSize is the chunk size used to stream uploads to the driver.
+const copyBufferSize = 1 << 20
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// uploadIDRE accepts the ids we and registry:2 generate (UUIDs) and
+// nothing that could escape the uploads directory.
+var uploadIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`)
+
+// Upload is a blob upload in progress. Its state lives in storage (data,
+// startedat and the running sha256 state under the upload's directory),
+// so it survives a restart and can be resumed by any replica. An Upload
+// value belongs to one request; operations on the same upload id are
+// serialised within a process.
+type Upload struct {
+	repo      *Repository
+	id        string
+	startedAt time.Time
+	size      int64
+	h         hash.Hash // sha256 over the first size bytes; nil = unknown
+}
+
+func (u *Upload) dir() string      { return uploadDir(u.repo.name, u.id) }
+func (u *Upload) dataPath() string { return u.dir() + "/data" }
+func (u *Upload) statePath(size int64) string {
+	return u.dir() + "/hashstates/" + string(digest.SHA256) + "/" + strconv.FormatInt(size, 10)
+}
+
+func (r *Registry) lockUpload(id string) func() {
+	m, _ := r.uploadLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func uploadUnknown(id string) error {
+	return errorf(ErrBlobUploadUnknown, map[string]any{"uuid": id}, "blob upload unknown to registry")
+}
+
+// NewUpload starts an upload.
+func (r *Repository) NewUpload(ctx context.Context) (*Upload, error) {
+	if err := r.reg.writable(); err != nil {
+		return nil, err
+	}
+	u := &Upload{repo: r, id: uuid.NewString(), startedAt: time.Now().UTC().Truncate(time.Second), h: sha256.New()}
+	w, err := r.reg.d.Writer(ctx, u.dataPath(), false)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := r.reg.d.PutContent(ctx, u.dir()+"/startedat", []byte(u.startedAt.Format(time.RFC3339))); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ResumeUpload reopens upload id, or returns ErrBlobUploadUnknown.
+func (r *Repository) ResumeUpload(ctx context.Context, id string) (*Upload, error) {
+	if !uploadIDRE.MatchString(id) {
+		return nil, uploadUnknown(id)
+	}
+	u := &Upload{repo: r, id: id}
+	b, err := r.reg.d.GetContent(ctx, u.dir()+"/startedat")
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return nil, uploadUnknown(id)
+		}
+		return nil, err
+	}
+	u.startedAt, err = time.Parse(time.RFC3339, string(b))
+	if err != nil {
+		r.reg.log.WarnContext(ctx, "upload has an unreadable startedat", "repository", r.name, "upload", id)
+	}
+	if err := u.load(ctx); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// load reads the data size and the hash state matching it, if any.
+func (u *Upload) load(ctx context.Context) error {
+	fi, err := u.repo.reg.d.Stat(ctx, u.dataPath())
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return uploadUnknown(u.id)
+		}
+		return err
+	}
+	u.size, u.h = fi.Size(), nil
+	if u.size == 0 {
+		u.h = sha256.New()
+		return nil
+	}
+	state, err := u.repo.reg.d.GetContent(ctx, u.statePath(u.size))
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return nil // re-hash when needed
+		}
+		return err
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil // not ours (registry:2 keeps another format): re-hash
+	}
+	u.h = h
+	return nil
+}
+
+// ID returns the upload's id.
+func (u *Upload) ID() string { return u.id }
+
+// Size returns the number of bytes received so far.
+func (u *Upload) Size() int64 { return u.size }
+
+// StartedAt returns when the upload started.
+func (u *Upload) StartedAt() time.Time { return u.startedAt }
+
+// rehash computes alg over the upload's data by streaming it back.
+func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (hash.Hash, error) {
+	h := alg.Hash()
+	rc, err := u.repo.reg.d.Reader(ctx, u.dataPath(), 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, err := io.CopyBuffer(h, io.LimitReader(rc, size), *buf)
+	if err != nil {
+		return nil, err
+	}
+	if n != size {
+		return nil, fmt.Errorf("upload %s: data shorter than expected (%d < %d)", u.id, n, size)
+	}
+	return h, nil
+}
+
+// Append streams from into the upload, hashing as it goes, and returns
+// the number of bytes written. On an error the bytes written so far stay
+// (Size tells how many); the upload can be resumed from there.
+func (u *Upload) Append(ctx context.Context, from io.Reader) (int64, error) {
+	if err := u.repo.reg.writable(); err != nil {
+		return 0, err
+	}
+	defer u.repo.reg.lockUpload(u.id)()
+	d := u.repo.reg.d
+	w, err := d.Writer(ctx, u.dataPath(), true)
+	if err != nil {
+		return 0, err
+	}
+	if w.Size() != u.size || u.h == nil {
+		// Another request appended since we loaded, or no hash state
+		// matched: start from what is stored.
+		_ = w.Close()
+		if err := u.load(ctx); err != nil {
+			return 0, err
+		}
+		if u.h == nil {
+			if u.h, err = u.rehash(ctx, digest.SHA256, u.size); err != nil {
+				return 0, err
+			}
+		}
+		if w, err = d.Writer(ctx, u.dataPath(), true); err != nil {
+			return 0, err
+		}
+	}
+	prevSize := u.size
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, copyErr := io.CopyBuffer(io.MultiWriter(w, u.h), readerOnly{from}, *buf)
+	closeErr := w.Close()
+	u.size = w.Size()
+	if copyErr != nil || closeErr != nil || u.size != prevSize+n {
+		u.h = nil // the state may not match the data any more
+		return n, errors.Join(copyErr, closeErr)
+	}
+	if u.size == prevSize {
+		return 0, nil
+	}
+	state, err := u.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return n, err
+	}
+	if err := d.PutContent(ctx, u.statePath(u.size), state); err != nil {
+		return n, err
+	}
+	if prevSize > 0 {
+		if err := d.Delete(ctx, u.statePath(prevSize)); err != nil && !driver.IsNotFound(err) {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// readerOnly hides a WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
+type readerOnly struct{ io.Reader }
+
+// Commit verifies the content against dgst (any registered algorithm) and
+// expectedSize (-1 = unknown), flushes it, moves it into place and links it
+// into the repository. A mismatch leaves the upload in place
+// (ErrDigestInvalid, ErrSizeInvalid) so the client may cancel it.
+func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize int64) (Descriptor, error) {
+	if err := u.repo.reg.writable(); err != nil {
+		return Descriptor{}, err
+	}
+	if err := checkDigest(dgst); err != nil {
+		return Descriptor{}, err
+	}
+	defer u.repo.reg.lockUpload(u.id)()
+	d := u.repo.reg.d
+	fi, err := d.Stat(ctx, u.dataPath())
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return Descriptor{}, uploadUnknown(u.id)
+		}
+		return Descriptor{}, err
+	}
+	size := fi.Size()
+	if expectedSize >= 0 && size != expectedSize {
+		return Descriptor{}, errorf(ErrSizeInvalid, map[string]any{"size": size, "expected": expectedSize},
+			"uploaded %d bytes, expected %d", size, expectedSize)
+	}
+	if size != u.size {
+		if err := u.load(ctx); err != nil {
+			return Descriptor{}, err
+		}
+	}
+	var got digest.Digest
+	if dgst.Algorithm() == digest.SHA256 && u.h != nil && u.size == size {
+		got = digest.NewDigest(digest.SHA256, u.h)
+	} else {
+		h, err := u.rehash(ctx, dgst.Algorithm(), size)
+		if err != nil {
+			return Descriptor{}, err
+		}
+		got = digest.NewDigest(dgst.Algorithm(), h)
+	}
+	if got != dgst {
+		return Descriptor{}, errorf(ErrDigestInvalid, map[string]any{"digest": dgst.String()},
+			"provided digest did not match uploaded content")
+	}
+	desc := Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: size}
+	// Flush the data before it becomes visible.
+	w, err := d.Writer(ctx, u.dataPath(), true)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	if err := w.Commit(ctx); err != nil {
+		return Descriptor{}, err
+	}
+	if existing, err := d.Stat(ctx, blobDataPath(dgst)); err == nil && !existing.IsDir() && existing.Size() == size {
+		// Same content already in place (another push got there first).
+	} else if err := d.Move(ctx, u.dataPath(), blobDataPath(dgst)); err != nil {
+		return Descriptor{}, err
+	}
+	if err := u.repo.linkBlob(ctx, desc); err != nil {
+		return Descriptor{}, err
+	}
+	u.repo.reg.cacheSet(ctx, "", desc)
+	if err := d.Delete(ctx, u.dir()); err != nil && !driver.IsNotFound(err) {
+		u.repo.reg.log.WarnContext(ctx, "removing a committed upload failed", "repository", u.repo.name, "upload", u.id, "err", err)
+	}
+	u.repo.reg.uploadLocks.Delete(u.id)
+	return desc, nil
+}
+
+// Cancel abandons the upload and removes its data.
+func (u *Upload) Cancel(ctx context.Context) error {
+	if err := u.repo.reg.writable(); err != nil {
+		return err
+	}
+	defer u.repo.reg.lockUpload(u.id)()
+	if err := u.repo.reg.d.Delete(ctx, u.dir()); err != nil {
+		if driver.IsNotFound(err) {
+			return uploadUnknown(u.id)
+		}
+		return err
+	}
+	u.repo.reg.uploadLocks.Delete(u.id)
+	return nil
+}
