@@ -1,0 +1,223 @@
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reqInfo collects what the access log and metrics report about a request.
+type reqInfo struct {
+	endpoint string
+	outcome  string
+	account  string
+	id       string
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// requestID returns the client's X-Request-Id when it is short and
+// printable, else a new random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 {
+		ok := true
+		for i := 0; i < len(id); i++ {
+			if c := id[i]; c < 0x21 || c > 0x7e {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return id
+		}
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP routes a request. The token endpoints live under the chain's
+// path prefix; /, /healthz, /readyz, /metrics and /.well-known/jwks.json
+// answer both at the root and under the prefix.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c := s.acquire()
+	defer release(c)
+
+	info := &reqInfo{id: requestID(r)}
+	w := &statusWriter{ResponseWriter: rw}
+	w.Header().Set("X-Request-Id", info.id)
+	if c.HSTS {
+		w.Header().Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
+	log := s.log.With("request_id", info.id)
+
+	p := r.URL.Path
+	prefix := strings.TrimSuffix(c.PathPrefix, "/")
+	switch {
+	case p == prefix+"/auth" || p == prefix+"/auth/token":
+		info.endpoint = "token"
+		s.serveToken(w, r, c, info, log)
+	default:
+		if prefix != "" && (p == prefix || strings.HasPrefix(p, prefix+"/")) {
+			p = strings.TrimPrefix(p, prefix)
+			if p == "" {
+				p = "/"
+			}
+		}
+		s.serveOther(w, r, c, p, info)
+	}
+
+	d := time.Since(start)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	s.metrics.requests.WithLabelValues(info.endpoint, info.outcome).Inc()
+	s.metrics.duration.WithLabelValues(info.endpoint).Observe(d.Seconds())
+	path := r.URL.Path
+	if q := sanitizedQuery(r.URL.RawQuery); q != "" {
+		path += "?" + q
+	}
+	lvl := slog.LevelInfo
+	if info.endpoint != "token" {
+		lvl = slog.LevelDebug // probes and scrapes would drown the log
+	}
+	log.LogAttrs(r.Context(), lvl, "request",
+		slog.String("method", r.Method),
+		slog.String("path", truncate(path, 2048)),
+		slog.Int("status", w.status),
+		slog.String("account", info.account),
+		slog.String("outcome", info.outcome),
+		slog.Duration("duration", d),
+		slog.String("remote", r.RemoteAddr),
+	)
+}
+
+func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p string, info *reqInfo) {
+	info.endpoint, info.outcome = strings.TrimPrefix(p, "/"), "ok"
+	if p != "/metrics" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		info.outcome = "bad_request"
+		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch p {
+	case "/":
+		info.endpoint = "index"
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html>\n<title>%[1]s</title>\n<h1>%[1]s</h1>\n<p>Docker registry token server. Tokens: <code>%[2]s/auth</code>.</p>\n",
+			html.EscapeString(c.Issuer), html.EscapeString(strings.TrimSuffix(c.PathPrefix, "/")))
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	case "/readyz":
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		var problems []string
+		for _, a := range c.Authenticators {
+			if rd, ok := a.(Ready); ok {
+				if err := rd.Ready(ctx); err != nil {
+					problems = append(problems, fmt.Sprintf("authenticator %s: %v", a.Name(), err))
+				}
+			}
+		}
+		for _, a := range c.Authorizers {
+			if rd, ok := a.(Ready); ok {
+				if err := rd.Ready(ctx); err != nil {
+					problems = append(problems, fmt.Sprintf("authorizer %s: %v", a.Name(), err))
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if len(problems) > 0 {
+			info.outcome = "unavailable"
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, strings.Join(problems, "\n"))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	case "/metrics":
+		s.metrics.handler.ServeHTTP(w, r)
+	case "/.well-known/jwks.json":
+		info.endpoint = "jwks"
+		b, err := c.Signer.PublicJWKS()
+		if err != nil {
+			info.outcome = "error"
+			s.log.Error("public JWKS", "request_id", info.id, "err", err)
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		_, _ = w.Write(b)
+	default:
+		info.endpoint, info.outcome = "other", "not_found"
+		http.Error(w, "Not found", http.StatusNotFound)
+	}
+}
+
+// httpError is a failed token request: what the client sees (status,
+// msg, OAuth2 code) apart from what is logged (err).
+type httpError struct {
+	status     int
+	msg        string
+	oauth      string // OAuth2 error code, for POST grants
+	err        error  // logged, never sent
+	retryAfter time.Duration
+	outcome    string
+}
+
+func (e *httpError) write(w http.ResponseWriter, issuer string, oauthStyle bool) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
+	if e.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", issuer))
+	}
+	if oauthStyle && e.oauth != "" {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(e.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": e.oauth, "error_description": e.msg})
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.status)
+	fmt.Fprintln(w, e.msg)
+}
+
+func badRequest(oauth, format string, args ...any) *httpError {
+	return &httpError{status: http.StatusBadRequest, oauth: oauth, msg: fmt.Sprintf(format, args...), outcome: "bad_request"}
+}
+
+func internalError(err error) *httpError {
+	return &httpError{status: http.StatusInternalServerError, oauth: "server_error", msg: "Internal error; see the server log", err: err, outcome: "error"}
+}

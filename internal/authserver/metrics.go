@@ -1,0 +1,66 @@
+package authserver
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type metrics struct {
+	requests    *prometheus.CounterVec   // endpoint, outcome
+	duration    *prometheus.HistogramVec // endpoint
+	cache       *prometheus.CounterVec   // result
+	rateLimited *prometheus.CounterVec   // key
+	reloads     *prometheus.CounterVec   // result
+	handler     http.Handler
+}
+
+func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, error) {
+	if reg == nil && gat == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, gat = r, r
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "requests_total",
+			Help: "HTTP requests by endpoint and outcome (issued, denied_credentials, bad_request, rate_limited, unavailable, error, ok, not_found).",
+		}, []string{"endpoint", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "request_duration_seconds",
+			Help:    "HTTP request latency by endpoint.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"endpoint"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "credential_cache_total",
+			Help: "Verified-credential cache lookups by result (hit, miss).",
+		}, []string{"result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "rate_limited_total",
+			Help: "Requests refused with 429 because of failed logins, by limit (account, ip).",
+		}, []string{"limit"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "reloads_total",
+			Help: "Configuration reloads by result (success, failure).",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.rateLimited, m.reloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Make the series visible before the first event.
+	m.cache.WithLabelValues("hit")
+	m.cache.WithLabelValues("miss")
+	m.rateLimited.WithLabelValues("account")
+	m.rateLimited.WithLabelValues("ip")
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	if gat == nil {
+		gat = prometheus.DefaultGatherer
+	}
+	m.handler = promhttp.HandlerFor(gat, promhttp.HandlerOpts{})
+	return m, nil
+}

@@ -1,0 +1,354 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/authn"
+	"github.com/gatehouse-registry/gatehouse/internal/authz"
+	"github.com/gatehouse-registry/gatehouse/internal/credcache"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
+	"github.com/gatehouse-registry/gatehouse/internal/token"
+)
+
+// backendTimeout bounds the authentication and authorization of one request.
+const backendTimeout = 30 * time.Second
+
+// tokenResponse is the 200 body: docker_auth's two fields plus the OAuth2
+// ones Docker clients read.
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// tokenRequest is a parsed token request, whichever way it came.
+type tokenRequest struct {
+	account  string
+	password secret.Secret
+	service  string
+	clientID string
+	scopes   []token.Scope
+	ip       net.IP
+	offline  bool   // a refresh token is wanted
+	refresh  string // grant_type=refresh_token
+	oauth    bool   // answer errors in OAuth2 JSON
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, c *Chain, info *reqInfo, log *slog.Logger) {
+	tr, herr := s.parseTokenRequest(w, r, c)
+	oauth := tr != nil && tr.oauth
+	if herr == nil {
+		info.account = tr.account
+		ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
+		herr = s.issue(ctx, w, c, tr, info)
+		cancel()
+	}
+	if herr != nil {
+		info.outcome = herr.outcome
+		if herr.err != nil {
+			log.Error("token request failed", "status", herr.status, "account", info.account, "err", herr.err)
+		}
+		herr.write(w, c.Issuer, oauth)
+	}
+}
+
+// parseTokenRequest reads GET query parameters, a docker_auth style POST,
+// or an OAuth2 grant. The returned request is non-nil whenever the error
+// must be written OAuth2 style.
+func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, c *Chain) (*tokenRequest, *httpError) {
+	tr := &tokenRequest{}
+	var params url.Values
+	switch r.Method {
+	case http.MethodGet:
+		params = r.URL.Query()
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			tr.oauth = true
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return tr, &httpError{status: http.StatusRequestEntityTooLarge, oauth: "invalid_request", msg: fmt.Sprintf("request body larger than %d bytes", maxBodyBytes), outcome: "bad_request"}
+			}
+			return tr, badRequest("invalid_request", "malformed form body")
+		}
+		params = r.PostForm
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		return nil, &httpError{status: http.StatusMethodNotAllowed, msg: "Method not allowed", outcome: "bad_request"}
+	}
+
+	ip, err := clientIP(r, c.RealIPHeader, c.RealIPPos)
+	tr.ip = ip
+	tr.service = params.Get("service")
+	tr.clientID = params.Get("client_id")
+	grant := ""
+	if r.Method == http.MethodPost {
+		grant = params.Get("grant_type")
+	}
+	tr.oauth = grant != ""
+	if err != nil {
+		return tr, badRequest("invalid_request", "Bad request: %v", err)
+	}
+	scopes, err := token.ParseScopes(params["scope"])
+	if err != nil {
+		return tr, badRequest("invalid_scope", "Bad request: %v", err)
+	}
+	tr.scopes = scopes
+
+	switch grant {
+	case "":
+		// docker_auth: Basic credentials, or on POST the form fields.
+		user, pass, ok, err := parseBasic(r.Header.Get("Authorization"))
+		if err != nil {
+			return tr, badRequest("", "Bad request: %v", err)
+		}
+		if !ok && r.Method == http.MethodPost {
+			if u, p := params.Get("username"), params.Get("password"); u != "" && p != "" {
+				user, pass = u, secret.Secret(p)
+			}
+		}
+		if acct := params.Get("account"); acct != "" && acct != user {
+			return tr, badRequest("", "Bad request: user and account are not the same (%q vs %q)", user, acct)
+		}
+		tr.account, tr.password = user, pass
+		tr.offline = params.Get("offline_token") == "true" && tr.clientID != ""
+	case "password":
+		if tr.clientID == "" {
+			return tr, badRequest("invalid_request", "client_id is required")
+		}
+		tr.account, tr.password = params.Get("username"), secret.Secret(params.Get("password"))
+		if tr.account == "" {
+			return tr, badRequest("invalid_request", "username is required")
+		}
+		tr.offline = params.Get("access_type") == "offline"
+	case "refresh_token":
+		if tr.clientID == "" {
+			return tr, badRequest("invalid_request", "client_id is required")
+		}
+		tr.refresh = params.Get("refresh_token")
+		if tr.refresh == "" {
+			return tr, badRequest("invalid_request", "refresh_token is required")
+		}
+	default:
+		return tr, badRequest("unsupported_grant_type", "grant_type %q is not supported (use password or refresh_token)", truncate(grant, 40))
+	}
+	return tr, nil
+}
+
+// issue authenticates (or verifies the refresh token), authorizes every
+// scope and writes the token response.
+func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr *tokenRequest, info *reqInfo) *httpError {
+	var (
+		entry        credcache.Entry
+		refreshToken string
+		herr         *httpError
+	)
+	if tr.refresh != "" {
+		entry, herr = s.fromRefresh(ctx, c, tr)
+		if herr != nil {
+			return herr
+		}
+		info.account = tr.account
+		refreshToken = tr.refresh
+	} else {
+		entry, herr = s.authenticate(ctx, c, tr)
+		if herr != nil {
+			return herr
+		}
+	}
+
+	access, err := s.authorize(ctx, c, tr, entry.Labels)
+	if err != nil {
+		return internalError(err)
+	}
+	now := s.now()
+	claims := token.NewClaims(c.Issuer, tr.account, tr.service, now, c.Expiration, access)
+	jwt, err := c.Signer.Sign(claims)
+	if err != nil {
+		return internalError(fmt.Errorf("sign token: %w", err))
+	}
+	if tr.offline && len(c.RefreshKey) > 0 {
+		refreshToken, err = issueRefresh(c.RefreshKey, refreshClaims{
+			Account: tr.account, Service: tr.service, ClientID: tr.clientID,
+			Authenticator: entry.Authenticator, Labels: entry.Labels,
+		}, now, c.RefreshExpiration)
+		if err != nil {
+			return internalError(fmt.Errorf("refresh token: %w", err))
+		}
+	}
+	body, err := json.Marshal(tokenResponse{
+		Token:        jwt,
+		AccessToken:  jwt,
+		ExpiresIn:    int64(c.Expiration / time.Second),
+		IssuedAt:     now.UTC().Format(time.RFC3339),
+		RefreshToken: refreshToken,
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	info.outcome = "issued"
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	_, _ = w.Write(body)
+	return nil
+}
+
+func retryLater(limit string, wait time.Duration) *httpError {
+	return &httpError{
+		status: http.StatusTooManyRequests, oauth: "temporarily_unavailable", retryAfter: wait, outcome: "rate_limited",
+		msg: fmt.Sprintf("Too many failed logins for this %s; retry later", limit),
+	}
+}
+
+func authFailed() *httpError {
+	return &httpError{status: http.StatusUnauthorized, oauth: "invalid_grant", msg: "Auth failed.", outcome: "denied_credentials"}
+}
+
+func unavailable(err error) *httpError {
+	return &httpError{
+		status: http.StatusServiceUnavailable, oauth: "temporarily_unavailable", retryAfter: 5 * time.Second, outcome: "unavailable",
+		msg: "Authentication backend unavailable; retry later", err: err,
+	}
+}
+
+// authenticate runs the authenticator chain, through the credential cache
+// and the failed-login limits.
+func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
+	anonymous := tr.account == "" && tr.password.IsEmpty()
+	ipKey := ""
+	if tr.ip != nil {
+		ipKey = tr.ip.String()
+	}
+	if !anonymous {
+		if ok, wait := c.byIP.Allow(ipKey); !ok {
+			s.metrics.rateLimited.WithLabelValues("ip").Inc()
+			return credcache.Entry{}, retryLater("address", wait)
+		}
+	}
+	if e, ok := c.cache.Get(tr.account, tr.password); ok {
+		s.metrics.cache.WithLabelValues("hit").Inc()
+		return e, nil
+	}
+	if c.cache != nil {
+		s.metrics.cache.WithLabelValues("miss").Inc()
+	}
+	if !anonymous {
+		if ok, wait := c.byAccount.Allow(tr.account); !ok {
+			s.metrics.rateLimited.WithLabelValues("account").Inc()
+			return credcache.Entry{}, retryLater("account", wait)
+		}
+	}
+	failed := func() (credcache.Entry, *httpError) {
+		if !anonymous {
+			c.byAccount.Fail(tr.account)
+			c.byIP.Fail(ipKey)
+		}
+		return credcache.Entry{}, authFailed()
+	}
+	for i, a := range c.Authenticators {
+		labels, err := a.Authenticate(ctx, tr.account, tr.password)
+		switch {
+		case err == nil:
+			e := credcache.Entry{Labels: labels, Authenticator: a.Name()}
+			c.cache.Put(tr.account, tr.password, e)
+			return e, nil
+		case errors.Is(err, authn.ErrNoMatch):
+			continue
+		case errors.Is(err, authn.ErrWrongPass):
+			return failed()
+		case errors.Is(err, authn.ErrUnavailable):
+			return credcache.Entry{}, unavailable(fmt.Errorf("authenticator #%d (%s): %w", i+1, a.Name(), err))
+		default:
+			return credcache.Entry{}, internalError(fmt.Errorf("authenticator #%d (%s): %w", i+1, a.Name(), err))
+		}
+	}
+	return failed()
+}
+
+// fromRefresh checks a refresh token and returns the account's labels:
+// current ones when its authenticator can look accounts up, else those
+// recorded at login.
+func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
+	ipKey := ""
+	if tr.ip != nil {
+		ipKey = tr.ip.String()
+	}
+	if ok, wait := c.byIP.Allow(ipKey); !ok {
+		s.metrics.rateLimited.WithLabelValues("ip").Inc()
+		return credcache.Entry{}, retryLater("address", wait)
+	}
+	rc, err := verifyRefresh(c.RefreshKey, tr.refresh, tr.service, tr.clientID, s.now())
+	if err != nil {
+		if errors.Is(err, errRefreshSignature) || errors.Is(err, errRefreshMalformed) {
+			c.byIP.Fail(ipKey)
+		}
+		return credcache.Entry{}, badRequest("invalid_grant", "%v", err)
+	}
+	tr.account = rc.Account
+	e := credcache.Entry{Labels: rc.Labels, Authenticator: rc.Authenticator}
+	idx := slices.IndexFunc(c.Authenticators, func(a authn.Authenticator) bool { return a.Name() == rc.Authenticator })
+	if idx < 0 {
+		return credcache.Entry{}, badRequest("invalid_grant", "the authenticator that accepted this login is no longer configured; log in again")
+	}
+	if lk, ok := c.Authenticators[idx].(LabelLookup); ok {
+		labels, err := lk.Lookup(ctx, rc.Account)
+		switch {
+		case err == nil:
+			e.Labels = labels
+		case errors.Is(err, authn.ErrNoMatch):
+			return credcache.Entry{}, badRequest("invalid_grant", "the account no longer exists; log in again")
+		case errors.Is(err, authn.ErrUnavailable):
+			return credcache.Entry{}, unavailable(err)
+		default:
+			return credcache.Entry{}, internalError(fmt.Errorf("look up %s: %w", rc.Authenticator, err))
+		}
+	}
+	return e, nil
+}
+
+// authorize asks the authorizers about every scope. Each scope yields one
+// entry; a denial (or no authorizer answering) grants no actions.
+func (s *Server) authorize(ctx context.Context, c *Chain, tr *tokenRequest, labels authn.Labels) ([]token.ResourceActions, error) {
+	access := make([]token.ResourceActions, 0, len(tr.scopes))
+	for _, sc := range tr.scopes {
+		req := &authz.Request{
+			Account: tr.account, Type: sc.Type, Name: sc.Name, Service: tr.service,
+			IP: tr.ip, Actions: slices.Clone(sc.Actions), Labels: labels,
+		}
+		granted := []string{}
+	chain:
+		for i, a := range c.Authorizers {
+			got, err := a.Authorize(ctx, req)
+			switch {
+			case err == nil:
+				// Never grant more than was asked, whatever the authorizer says.
+				for _, act := range got {
+					if slices.Contains(sc.Actions, act) && !slices.Contains(granted, act) {
+						granted = append(granted, act)
+					}
+				}
+				slices.Sort(granted)
+				break chain
+			case errors.Is(err, authz.ErrNoMatch):
+				continue
+			default:
+				return nil, fmt.Errorf("authorizer #%d (%s) on %s: %w", i+1, a.Name(), sc, err)
+			}
+		}
+		access = append(access, token.ResourceActions{Type: sc.Type, Class: sc.Class, Name: sc.Name, Actions: granted})
+	}
+	return access, nil
+}
