@@ -28,12 +28,6 @@ func newHashPasswordCmd() *cobra.Command {
 	return &cobra.Command{Use: "hash-password", Short: "Read a password on stdin and print a bcrypt hash", Args: cobra.NoArgs, RunE: notImplemented}
 }
 
-func newCertsCmd() *cobra.Command {
-	c := &cobra.Command{Use: "certs", Short: "Certificate tools"}
-	c.AddCommand(&cobra.Command{Use: "init", Short: "Make a CA and a server certificate", RunE: notImplemented})
-	return c
-}
-
 func newTokenCmd() *cobra.Command {
 	return &cobra.Command{Use: "token", Short: "Fetch a registry token from a token server", RunE: notImplemented}
 }
