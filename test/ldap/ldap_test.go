@@ -631,3 +631,40 @@ func TestReload(t *testing.T) {
 		t.Errorf("with a CA that does not match: got %v, want ErrUnavailable", err)
 	}
 }
+
+func TestLookup(t *testing.T) {
+	l := testenv.StartSlapd(t)
+	cfg := seedConfig(l)
+	cfg.GroupSearch = &ldap.GroupSearch{Base: l.PosixGroupsBase, Filter: "(memberUid=${account})", Label: "teams"}
+	a, _ := newAuth(t, cfg)
+	tests := []struct {
+		name, account string
+		want          authn.Labels
+		wantErr       error
+	}{
+		{"ops", testenv.LDAPUserOps, authn.Labels{"groups": {"6000"}, "teams": {"ops"}}, nil},
+		{"no group", testenv.LDAPUserNoGroup, authn.Labels{"groups": {"9999"}}, nil},
+		{"gone", "nobody", nil, authn.ErrNoMatch},
+		{"not matched by the filter", testenv.LDAPUserNotPosix, nil, authn.ErrNoMatch},
+		{"injection", "*", nil, authn.ErrNoMatch},
+		{"empty", "", nil, authn.ErrNoMatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := a.Lookup(context.Background(), tc.account)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("got error %v, want %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := a.Lookup(context.Background(), testenv.LDAPUserTwin); err == nil || errors.Is(err, authn.ErrNoMatch) {
+		t.Errorf("ambiguous account: got %v, want an error other than ErrNoMatch", err)
+	}
+	l.Stop()
+	if _, err := a.Lookup(context.Background(), testenv.LDAPUserOps); !errors.Is(err, authn.ErrUnavailable) {
+		t.Errorf("directory down: got %v, want ErrUnavailable", err)
+	}
+}

@@ -207,3 +207,20 @@ func TestSilentServer(t *testing.T) {
 		})
 	}
 }
+
+func TestLookupNeedsServiceAccount(t *testing.T) {
+	cfg := validConfig()
+	cfg.Addr = closedPort(t)
+	cfg.InitialBindAsUser, cfg.BindDN, cfg.BindPassword = true, "uid=${account},dc=x", ""
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Lookup(context.Background(), "usera"); !errors.Is(err, ErrLookupUnsupported) {
+		t.Errorf("got %v, want ErrLookupUnsupported", err)
+	}
+	if _, err := a.Lookup(context.Background(), ""); !errors.Is(err, authn.ErrNoMatch) {
+		t.Errorf("empty account: got %v", err)
+	}
+}

@@ -358,6 +358,49 @@ func (a *Authenticator) authWithService(ctx context.Context, account string, pas
 	return labels, nil
 }
 
+// ErrLookupUnsupported is Lookup's answer with initial_bind_as_user: there
+// is no service account to search with.
+var ErrLookupUnsupported = errors.New("ldap: looking accounts up needs a service account (initial_bind_as_user is set)")
+
+// Lookup returns the current labels of account without checking a
+// password; the auth server uses it when it refreshes a token, so labels
+// follow the directory. An account the filter no longer finds gives
+// ErrNoMatch; one it finds twice gives an error.
+func (a *Authenticator) Lookup(ctx context.Context, account string) (authn.Labels, error) {
+	if account == "" || len(account) > maxAccountLen {
+		return nil, authn.ErrNoMatch
+	}
+	if a.cfg.InitialBindAsUser {
+		return nil, ErrLookupUnsupported
+	}
+	var labels authn.Labels
+	err := a.retry(ctx, func(ctx context.Context) error {
+		sc, err := a.svc.get(ctx)
+		if err != nil {
+			return err
+		}
+		entry, err := a.findUser(ctx, sc, account)
+		if err == nil {
+			labels = extractLabels(a.log, a.cfg.Labels, entry)
+			if a.cfg.GroupSearch != nil {
+				var groups []string
+				groups, err = a.searchGroups(ctx, sc, account, entry.DN)
+				labels = addValues(labels, a.cfg.GroupSearch.Label, groups)
+			}
+		}
+		err = tried(sc, err)
+		a.svc.put(sc, !isTransport(err))
+		return err
+	})
+	if errors.Is(err, errAmbiguous) {
+		return nil, fmt.Errorf("ldap: %w", errAmbiguous)
+	}
+	if err != nil {
+		return nil, a.classify(err)
+	}
+	return labels, nil
+}
+
 // authAsUser is initial_bind_as_user: bind as the templated DN with the
 // user's password, then search as that user on the same connection.
 func (a *Authenticator) authAsUser(ctx context.Context, account string, password secret.Secret) (authn.Labels, error) {
