@@ -93,7 +93,7 @@ func (v *validator) matchKeyProblem(i int, entry, k, val *yaml.Node, alone bool)
 	if val.Kind == yaml.ScalarNode {
 		value = val.Value
 	}
-	label, source := v.labelFor(k.Value)
+	label, source := v.labelFor(k.Value, value)
 	labels := fmt.Sprintf("labels: {%s: %s}", quoteKey(label), strconv.Quote(value))
 	var fix string
 	if alone {
@@ -111,9 +111,9 @@ func (v *validator) matchKeyProblem(i int, entry, k, val *yaml.Node, alone bool)
 
 // labelFor finds the label that carries attribute or label name key: an
 // ldap_auth label reading that attribute, or a static users label of that
-// name. It returns the label name and a note on where it comes from; the
+// name, or a static users label holding value. It returns the label name and a note on where it comes from; the
 // note is empty when nothing provides such a label.
-func (v *validator) labelFor(key string) (label, source string) {
+func (v *validator) labelFor(key, value string) (label, source string) {
 	if l := v.cfg.LDAPAuth; l != nil {
 		names := make([]string, 0, len(l.Labels))
 		for n := range l.Labels {
@@ -136,6 +136,22 @@ func (v *validator) labelFor(key string) (label, source string) {
 		if _, ok := u.Labels[key]; ok {
 			return key, "users' labels provide it"
 		}
+	}
+	// A static user label holding the value the rule wanted is the next
+	// best guess (e.g. groups: ["6000"] for gidNumber: "6000").
+	names := map[string]bool{}
+	for _, u := range v.cfg.Users {
+		for n, vals := range u.Labels {
+			for _, x := range vals {
+				if x == value {
+					names[n] = true
+				}
+			}
+		}
+	}
+	if len(names) > 0 {
+		n := sortedKeys(names)[0]
+		return n, fmt.Sprintf("users' label %s holds %q", quoteKey(n), value)
 	}
 	return key, ""
 }

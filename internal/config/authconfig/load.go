@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -73,6 +74,20 @@ func ParseEnv(file string, data []byte, env Env) (*Config, error) {
 	if doc.Root != nil && doc.Root.Kind != yaml.MappingNode {
 		return cfg, ps.Err()
 	}
+	if doc.Root != nil && dropDuplicateKeys(doc.Root) {
+		// The strict loader reported each duplicate; the decoder refused the
+		// mappings holding them. Decode again keeping the first of each key,
+		// so the rest of the file is still checked.
+		kept := ps[:0:0]
+		for _, p := range ps {
+			if !strings.Contains(p.Msg, "already defined at line") {
+				kept = append(kept, p)
+			}
+		}
+		ps = kept
+		cfg = &Config{File: file, Doc: doc}
+		_ = doc.Root.Decode(cfg) // type errors were reported by config.Load
+	}
 	v := &validator{doc: doc, cfg: cfg}
 	ps = v.replaceMatchKeyProblems(ps)
 	v.validate()
@@ -82,6 +97,35 @@ func ParseEnv(file string, data []byte, env Env) (*Config, error) {
 	ps = append(ps, dropFollowOn(ps, v.problems)...)
 	v.setDefaults()
 	return cfg, ps.Err()
+}
+
+// dropDuplicateKeys removes the second and later occurrences of a key in
+// every mapping under n, and reports whether it removed any.
+func dropDuplicateKeys(n *yaml.Node) bool {
+	if n == nil {
+		return false
+	}
+	dropped := false
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]bool{}
+		content := n.Content[:0:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && seen[k.Value] {
+				dropped = true
+				continue
+			}
+			seen[k.Value] = true
+			content = append(content, k, n.Content[i+1])
+		}
+		n.Content = content
+	}
+	for _, c := range n.Content {
+		if dropDuplicateKeys(c) {
+			dropped = true
+		}
+	}
+	return dropped
 }
 
 // dropFollowOn removes validation problems on lines where decoding already
