@@ -24,10 +24,6 @@ func newACLCmd() *cobra.Command {
 	return c
 }
 
-func newHashPasswordCmd() *cobra.Command {
-	return &cobra.Command{Use: "hash-password", Short: "Read a password on stdin and print a bcrypt hash", Args: cobra.NoArgs, RunE: notImplemented}
-}
-
 func newTokenCmd() *cobra.Command {
 	return &cobra.Command{Use: "token", Short: "Fetch a registry token from a token server", RunE: notImplemented}
 }
