@@ -49,3 +49,6 @@ func (e *Error) Unwrap() error { return e.Err }
 func errorf(sentinel error, detail any, format string, args ...any) error {
 	return &Error{Err: sentinel, Message: fmt.Sprintf(format, args...), Detail: detail}
 }
+
+// isErr is errors.Is, named for readability at call sites.
+func isErr(err, target error) bool { return errors.Is(err, target) }

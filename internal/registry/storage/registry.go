@@ -9,10 +9,8 @@
 package storage
 
 import (
-	"context"
 	_ "crypto/sha256" // digest algorithms: registered for go-digest
 	_ "crypto/sha512"
-	"errors"
 	"io"
 	"log/slog"
 	"regexp"
@@ -96,9 +94,3 @@ func (r *Registry) Repository(name string) (*Repository, error) {
 // Name returns the repository's name.
 func (r *Repository) Name() string { return r.name }
 
-// Catalog lists repository names after last (exclusive; "" = from the
-// start), at most n of them (n <= 0 = all), in the order registry:2 uses
-// (path components compared one by one). more reports whether names remain.
-func (r *Registry) Catalog(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
-	return nil, false, errors.New("not implemented yet")
-}

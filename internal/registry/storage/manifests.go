@@ -1,0 +1,417 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// tagRE is the distribution-spec tag grammar.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// ValidateTag checks a tag against the distribution-spec grammar.
+func ValidateTag(tag string) error {
+	if !tagRE.MatchString(tag) {
+		return errorf(ErrTagInvalid, map[string]any{"tag": tag}, "invalid tag")
+	}
+	return nil
+}
+
+// parseRef splits a manifest reference into a digest or a tag.
+func parseRef(ref string) (dgst digest.Digest, tag string, err error) {
+	if strings.Contains(ref, ":") {
+		d := digest.Digest(ref)
+		if err := checkDigest(d); err != nil {
+			return "", "", err
+		}
+		return d, "", nil
+	}
+	if err := ValidateTag(ref); err != nil {
+		return "", "", err
+	}
+	return "", ref, nil
+}
+
+func manifestUnknown(ref string) error {
+	return errorf(ErrManifestUnknown, map[string]any{"reference": ref}, "manifest unknown to registry")
+}
+
+// PutResult is what PutManifest stored.
+type PutResult struct {
+	Digest  digest.Digest
+	Subject *digest.Digest // the manifest's subject, if it has one
+}
+
+// PutManifest validates and stores a manifest under ref (a tag or a
+// digest). Pushed by digest, the payload must hash to it (with the ref's
+// algorithm); by tag, it is stored under its sha256 digest and the tag
+// moves to it. Every blob it references must be linked into the
+// repository (except non-distributable layers, which carry urls), and an
+// index's children must be manifests of the repository.
+func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, payload []byte) (PutResult, error) {
+	if err := r.reg.writable(); err != nil {
+		return PutResult{}, err
+	}
+	refDigest, tag, err := parseRef(ref)
+	if err != nil {
+		return PutResult{}, err
+	}
+	m, err := ParseManifest(mediaType, payload)
+	if err != nil {
+		return PutResult{}, err
+	}
+	alg := digest.Canonical
+	if refDigest != "" {
+		alg = refDigest.Algorithm()
+	}
+	dgst := alg.FromBytes(payload)
+	if refDigest != "" && dgst != refDigest {
+		return PutResult{}, errorf(ErrDigestInvalid, map[string]any{"digest": refDigest.String()},
+			"manifest digest did not match the reference")
+	}
+	if err := r.checkReferences(ctx, m); err != nil {
+		return PutResult{}, err
+	}
+	d := r.reg.d
+	if fi, err := d.Stat(ctx, blobDataPath(dgst)); err != nil || fi.Size() != int64(len(payload)) {
+		if err := d.PutContent(ctx, blobDataPath(dgst), payload); err != nil {
+			return PutResult{}, err
+		}
+	}
+	if err := r.reg.writeLink(ctx, revisionLinkDir(r.name, dgst)+"/link", dgst); err != nil {
+		return PutResult{}, err
+	}
+	res := PutResult{Digest: dgst}
+	if m.Subject != nil {
+		s := m.Subject.Digest
+		res.Subject = &s
+		if err := r.reg.writeLink(ctx, referrerLinkDir(r.name, s, dgst)+"/link", dgst); err != nil {
+			return PutResult{}, err
+		}
+	}
+	if tag != "" {
+		if err := r.reg.writeLink(ctx, tagIndexLinkDir(r.name, tag, dgst)+"/link", dgst); err != nil {
+			return PutResult{}, err
+		}
+		if err := r.reg.writeLink(ctx, tagCurrentLink(r.name, tag), dgst); err != nil {
+			return PutResult{}, err
+		}
+	}
+	r.reg.cacheSet(ctx, "", Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: int64(len(payload))})
+	return res, nil
+}
+
+// checkReferences verifies that what m points to is in the repository.
+func (r *Repository) checkReferences(ctx context.Context, m *Manifest) error {
+	blobUnknownErr := func(d v1.Descriptor) error {
+		return errorf(ErrManifestBlobUnknown, map[string]any{"digest": d.Digest.String()},
+			"manifest references blob %s, unknown to the repository", d.Digest)
+	}
+	var blobs []v1.Descriptor
+	if m.Config != nil {
+		blobs = append(blobs, *m.Config)
+	}
+	for _, l := range m.Layers {
+		if len(l.URLs) > 0 {
+			continue // non-distributable: fetched from its urls, not pushed
+		}
+		blobs = append(blobs, l)
+	}
+	for _, b := range blobs {
+		desc, err := r.StatBlob(ctx, b.Digest)
+		if err == nil {
+			if desc.Size != b.Size {
+				return errorf(ErrManifestInvalid, map[string]any{"digest": b.Digest.String()},
+					"descriptor size %d differs from the blob's size %d", b.Size, desc.Size)
+			}
+			continue
+		}
+		if !isErr(err, ErrBlobUnknown) {
+			return err
+		}
+		if b.Digest == emptyJSON.Digest && b.Size == emptyJSON.Size {
+			// The empty config is well known; store it rather than
+			// refusing artifacts whose clients did not push it.
+			if err := r.putSmallBlob(ctx, b.Digest, emptyJSON.Data); err != nil {
+				return err
+			}
+			continue
+		}
+		return blobUnknownErr(b)
+	}
+	for _, c := range m.Manifests {
+		if _, err := r.reg.readLink(ctx, revisionLinkDir(r.name, c.Digest)+"/link"); err != nil {
+			if driver.IsNotFound(err) {
+				return errorf(ErrManifestBlobUnknown, map[string]any{"digest": c.Digest.String()},
+					"index references manifest %s, unknown to the repository", c.Digest)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// putSmallBlob stores content as blob dgst and links it into r.
+func (r *Repository) putSmallBlob(ctx context.Context, dgst digest.Digest, content []byte) error {
+	if dgst.Algorithm().FromBytes(content) != dgst {
+		return fmt.Errorf("putSmallBlob: content does not match %s", dgst)
+	}
+	if err := r.reg.d.PutContent(ctx, blobDataPath(dgst), content); err != nil {
+		return err
+	}
+	return r.linkBlob(ctx, Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: int64(len(content))})
+}
+
+// resolve turns a reference into the digest of a manifest of r.
+func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, error) {
+	dgst, tag, err := parseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	if tag != "" {
+		dgst, err = r.reg.readLink(ctx, tagCurrentLink(r.name, tag))
+		if err != nil {
+			if driver.IsNotFound(err) {
+				return "", manifestUnknown(ref)
+			}
+			return "", err
+		}
+	}
+	linked, err := r.reg.readLink(ctx, revisionLinkDir(r.name, dgst)+"/link")
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return "", manifestUnknown(ref)
+		}
+		return "", err
+	}
+	if linked != dgst {
+		return "", fmt.Errorf("revision link for %s holds %s", dgst, linked)
+	}
+	return dgst, nil
+}
+
+// GetManifest returns a manifest by tag or digest, with its media type as
+// stored in its payload.
+func (r *Repository) GetManifest(ctx context.Context, ref string) (mediaType string, payload []byte, dgst digest.Digest, err error) {
+	dgst, err = r.resolve(ctx, ref)
+	if err != nil {
+		return "", nil, "", err
+	}
+	payload, err = r.reg.d.GetContent(ctx, blobDataPath(dgst))
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return "", nil, "", manifestUnknown(ref)
+		}
+		return "", nil, "", err
+	}
+	return storedMediaType(payload), payload, dgst, nil
+}
+
+// StatManifest describes a manifest by tag or digest.
+func (r *Repository) StatManifest(ctx context.Context, ref string) (Descriptor, error) {
+	mt, payload, dgst, err := r.GetManifest(ctx, ref)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	desc := Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(payload))}
+	if m, err := parseStored(payload); err == nil {
+		desc = descriptorOf(dgst, payload, m)
+	}
+	return desc, nil
+}
+
+// DeleteManifest removes the manifest's revision link, the tags pointing
+// to it, its entries in other tags' history and its referrers index
+// entry. The bytes stay until GC.
+func (r *Repository) DeleteManifest(ctx context.Context, dgst digest.Digest) error {
+	if err := r.reg.deletable(); err != nil {
+		return err
+	}
+	if err := checkDigest(dgst); err != nil {
+		return err
+	}
+	if _, err := r.resolve(ctx, dgst.String()); err != nil {
+		return err
+	}
+	return r.reg.unlinkManifest(ctx, r.name, dgst)
+}
+
+// unlinkManifest removes every link to manifest dgst in repo name.
+func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst digest.Digest) error {
+	d := reg.d
+	var subject digest.Digest
+	if payload, err := d.GetContent(ctx, blobDataPath(dgst)); err == nil {
+		if m, err := parseStored(payload); err == nil && m.Subject != nil {
+			subject = m.Subject.Digest
+		}
+	}
+	if err := d.Delete(ctx, revisionLinkDir(name, dgst)); err != nil && !driver.IsNotFound(err) {
+		return err
+	}
+	tags, err := reg.listTags(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, tag := range tags {
+		cur, err := reg.readLink(ctx, tagCurrentLink(name, tag))
+		switch {
+		case err == nil && cur == dgst:
+			if err := d.Delete(ctx, tagDir(name, tag)); err != nil && !driver.IsNotFound(err) {
+				return err
+			}
+			continue
+		case err != nil && !driver.IsNotFound(err):
+			return err
+		}
+		if err := d.Delete(ctx, tagIndexLinkDir(name, tag, dgst)); err != nil && !driver.IsNotFound(err) {
+			return err
+		}
+	}
+	if subject != "" {
+		if err := d.Delete(ctx, referrerLinkDir(name, subject, dgst)); err != nil && !driver.IsNotFound(err) {
+			return err
+		}
+	}
+	reg.cacheClear(ctx, name, dgst)
+	return nil
+}
+
+// listTags returns the repository's tag names, sorted; none if it has none.
+func (reg *Registry) listTags(ctx context.Context, name string) ([]string, error) {
+	paths, err := reg.d.List(ctx, tagsDir(name))
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	tags := make([]string, 0, len(paths))
+	for _, p := range paths {
+		tags = append(tags, p[strings.LastIndexByte(p, '/')+1:])
+	}
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// DeleteTag removes a tag; the manifest stays.
+func (r *Repository) DeleteTag(ctx context.Context, tag string) error {
+	if err := r.reg.deletable(); err != nil {
+		return err
+	}
+	if err := ValidateTag(tag); err != nil {
+		return err
+	}
+	if _, err := r.reg.d.Stat(ctx, tagCurrentLink(r.name, tag)); err != nil {
+		if driver.IsNotFound(err) {
+			return manifestUnknown(tag)
+		}
+		return err
+	}
+	return r.reg.d.Delete(ctx, tagDir(r.name, tag))
+}
+
+// exists reports whether the repository has anything stored.
+func (r *Repository) exists(ctx context.Context) (bool, error) {
+	_, err := r.reg.d.Stat(ctx, repoPath(r.name))
+	if err == nil {
+		return true, nil
+	}
+	if driver.IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Tags lists tags after last (exclusive; "" = from the start), at most n
+// (n <= 0 = all), sorted lexically. more reports whether tags remain. An
+// unknown repository is ErrNameUnknown.
+func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []string, more bool, err error) {
+	ok, err := r.exists(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, errorf(ErrNameUnknown, map[string]any{"name": r.name}, "repository name not known to registry")
+	}
+	all, err := r.reg.listTags(ctx, r.name)
+	if err != nil {
+		return nil, false, err
+	}
+	return page(all, last, n, func(a, b string) int { return strings.Compare(a, b) })
+}
+
+// page returns the items of sorted after last, at most n.
+func page(sorted []string, last string, n int, cmp func(a, b string) int) ([]string, bool, error) {
+	i := 0
+	if last != "" {
+		i, _ = slices.BinarySearchFunc(sorted, last, cmp)
+		if i < len(sorted) && sorted[i] == last {
+			i++
+		}
+	}
+	rest := sorted[i:]
+	if n > 0 && len(rest) > n {
+		return slices.Clone(rest[:n]), true, nil
+	}
+	return slices.Clone(rest), false, nil
+}
+
+// Referrers lists the manifests of this repository whose subject is
+// subject, filtered by artifactType when it is not "", sorted by digest.
+// A subject without referrers (or unknown) gives an empty list.
+func (r *Repository) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]Descriptor, error) {
+	if err := checkDigest(subject); err != nil {
+		return nil, err
+	}
+	d := r.reg.d
+	algDirs, err := d.List(ctx, referrersDir(r.name, subject))
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return []Descriptor{}, nil
+		}
+		return nil, err
+	}
+	out := []Descriptor{}
+	for _, ad := range algDirs {
+		hexDirs, err := d.List(ctx, ad)
+		if err != nil {
+			if driver.IsNotFound(err) {
+				continue
+			}
+			return nil, err
+		}
+		for _, hd := range hexDirs {
+			dgst, err := r.reg.readLink(ctx, hd+"/link")
+			if err != nil {
+				if driver.IsNotFound(err) {
+					continue
+				}
+				return nil, err
+			}
+			_, payload, _, err := r.GetManifest(ctx, dgst.String())
+			if err != nil {
+				if isErr(err, ErrManifestUnknown) {
+					continue // deleted; the index entry is stale
+				}
+				return nil, err
+			}
+			m, err := parseStored(payload)
+			if err != nil || m.Subject == nil || m.Subject.Digest != subject {
+				continue
+			}
+			desc := descriptorOf(dgst, payload, m)
+			if artifactType != "" && desc.ArtifactType != artifactType {
+				continue
+			}
+			out = append(out, desc)
+		}
+	}
+	slices.SortFunc(out, func(a, b Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	return out, nil
+}
