@@ -429,7 +429,7 @@ func TestSlowDirectory(t *testing.T) {
 	if !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
 	}
-	if elapsed < cfg.RequestTimeout-100*time.Millisecond || elapsed > cfg.RequestTimeout+time.Second {
+	if elapsed < cfg.RequestTimeout-100*time.Millisecond || elapsed > cfg.RequestTimeout+2*time.Second {
 		t.Errorf("a request to the pooled connection failed after %s, want about the request timeout %s", elapsed, cfg.RequestTimeout)
 	}
 	// Nothing pooled now: a new connection waits for the TLS handshake,
@@ -440,7 +440,7 @@ func TestSlowDirectory(t *testing.T) {
 	if !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("Ready: got %v, want ErrUnavailable", err)
 	}
-	if elapsed > cfg.DialTimeout+time.Second {
+	if elapsed > cfg.DialTimeout+2*time.Second {
 		t.Errorf("Ready took %s, more than the dial timeout %s", elapsed, cfg.DialTimeout)
 	}
 	// The caller's deadline holds too.
@@ -448,7 +448,7 @@ func TestSlowDirectory(t *testing.T) {
 	start = time.Now()
 	_, err = a.Authenticate(ctx, testenv.LDAPUserOps, secret.Secret(l.UserPassword))
 	cancel()
-	if elapsed := time.Since(start); elapsed > 800*time.Millisecond {
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("a 300ms context deadline returned after %s", elapsed)
 	}
 	if !errors.Is(err, authn.ErrUnavailable) {
