@@ -102,7 +102,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	}
 	hdr := w.Header()
 	for _, t := range tags {
-		if _, err := repo.PutManifest(ctx, t, mediaType, payload); err != nil {
+		if err := repo.TagDigest(ctx, t, res.Digest); err != nil {
 			return err
 		}
 		hdr.Add("OCI-Tag", t)
