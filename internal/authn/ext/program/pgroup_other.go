@@ -1,0 +1,9 @@
+//go:build !unix
+
+package program
+
+import "os/exec"
+
+// setProcessGroup: without process groups only the program itself is
+// killed on cancellation (exec.CommandContext's default).
+func setProcessGroup(*exec.Cmd) {}
