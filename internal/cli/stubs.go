@@ -18,16 +18,6 @@ func newConfigCmd() *cobra.Command {
 	return c
 }
 
-func newACLCmd() *cobra.Command {
-	c := &cobra.Command{Use: "acl", Short: "ACL tools"}
-	c.AddCommand(&cobra.Command{Use: "check SCOPE...", Short: "Show what an account is granted and which rule decided", RunE: notImplemented})
-	return c
-}
-
-func newTokenCmd() *cobra.Command {
-	return &cobra.Command{Use: "token", Short: "Fetch a registry token from a token server", RunE: notImplemented}
-}
-
 func newGCCmd() *cobra.Command {
 	return &cobra.Command{Use: "gc CONFIG", Short: "Delete blobs that no manifest references", Args: cobra.ExactArgs(1), RunE: notImplemented}
 }
