@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
@@ -129,35 +131,66 @@ func describeDecision(scope string, d acl.Decision, extAuthz bool) string {
 
 // loadACL reads the auth config and compiles its acl. Problems elsewhere in
 // the file (a certificate missing on this machine, say) do not stop the
-// check: they are summed up on stderr. Problems in the acl do.
+// check: they are summed up on stderr. Problems in the acl do, because the
+// auth server would refuse to start (and the config loader may have
+// dropped what it did not understand, such as an unknown match key).
 func loadACL(stderr io.Writer, file string) (*acl.ACL, bool, error) {
 	cfg, loadErr := authconfig.Load(file)
 	if cfg == nil {
 		return nil, false, fail(exitFailure, loadErr)
 	}
-	if cfg.ACL == nil {
-		if loadErr != nil {
+	var inACL, outside config.Problems
+	if loadErr != nil {
+		var ps config.Problems
+		if !errors.As(loadErr, &ps) {
 			return nil, false, fail(exitFailure, loadErr)
+		}
+		first, last := sectionLines(cfg.Doc, "acl")
+		for _, p := range ps {
+			if p.Line >= first && p.Line <= last {
+				inACL = append(inACL, p)
+			} else {
+				outside = append(outside, p)
+			}
+		}
+	}
+	if len(inACL) > 0 {
+		return nil, false, fail(exitFailure, inACL)
+	}
+	if cfg.ACL == nil {
+		if len(outside) > 0 {
+			return nil, false, fail(exitFailure, outside)
 		}
 		return nil, false, fail(exitFailure, fmt.Errorf("acl check: %s has no acl section", file))
 	}
 	a, err := acl.Compile(cfg.ACL)
 	if err != nil {
-		if loadErr != nil {
-			// Load compiled the acl too and placed each error at its line.
-			return nil, false, fail(exitFailure, loadErr)
-		}
 		return nil, false, fail(exitFailure, fmt.Errorf("acl check: %s: %w", file, err))
 	}
-	if loadErr != nil {
-		n := 1
-		var ps config.Problems
-		if errors.As(loadErr, &ps) {
-			n = len(ps)
-		}
-		fmt.Fprintf(stderr, "note: %s has %d problem(s) outside the acl; run `gatehouse config check %s`\n", file, n, file)
+	if len(outside) > 0 {
+		fmt.Fprintf(stderr, "note: %s has %d problem(s) outside the acl; run `gatehouse config check %s`\n", file, len(outside), file)
 	}
 	return a, cfg.ExtAuthz != nil, nil
+}
+
+// sectionLines returns the first and last line of a top-level section of
+// doc, or an empty range when it is absent.
+func sectionLines(doc *config.Doc, key string) (first, last int) {
+	if doc == nil || doc.Root == nil || doc.Root.Kind != yaml.MappingNode {
+		return 1, 0
+	}
+	c := doc.Root.Content
+	for i := 0; i+1 < len(c); i += 2 {
+		if c[i].Value != key {
+			continue
+		}
+		first, last = c[i].Line, math.MaxInt
+		if i+2 < len(c) {
+			last = c[i+2].Line - 1
+		}
+		return first, last
+	}
+	return 1, 0
 }
 
 // parseLabelFlags turns repeated KEY=VALUE flags into labels; a key given
