@@ -34,7 +34,7 @@ func TestManifestPutGet(t *testing.T) {
 		d := reg.Driver()
 		base := "/docker/registry/v2/repositories/team/app/_manifests"
 		for p, want := range map[string]string{
-			base + "/revisions/sha256/" + desc.Digest.Encoded() + "/link":    desc.Digest.String(),
+			base + "/revisions/sha256/" + desc.Digest.Encoded() + "/link":     desc.Digest.String(),
 			base + "/tags/v1/current/link":                                    desc.Digest.String(),
 			base + "/tags/v1/index/sha256/" + desc.Digest.Encoded() + "/link": desc.Digest.String(),
 			blobDataPath(desc.Digest):                                         string(payload),

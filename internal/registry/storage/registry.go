@@ -93,4 +93,3 @@ func (r *Registry) Repository(name string) (*Repository, error) {
 
 // Name returns the repository's name.
 func (r *Repository) Name() string { return r.name }
-
