@@ -37,7 +37,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Message == "" {
+	if e.Message == "" || e.Message == e.Err.Error() {
 		return e.Err.Error()
 	}
 	return e.Err.Error() + ": " + e.Message
