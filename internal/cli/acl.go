@@ -168,7 +168,7 @@ func loadACL(stderr io.Writer, file string) (*acl.ACL, bool, error) {
 		return nil, false, fail(exitFailure, fmt.Errorf("acl check: %s: %w", file, err))
 	}
 	if len(outside) > 0 {
-		fmt.Fprintf(stderr, "note: %s has %d problem(s) outside the acl; run `gatehouse config check %s`\n", file, len(outside), file)
+		_, _ = fmt.Fprintf(stderr, "note: %s has %d problem(s) outside the acl; run `gatehouse config check %s`\n", file, len(outside), file)
 	}
 	return a, cfg.ExtAuthz != nil, nil
 }

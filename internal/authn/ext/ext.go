@@ -78,7 +78,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, passwo
 		}
 		var r response
 		if err := json.Unmarshal(out, &r); err != nil {
-			return nil, fmt.Errorf(`ext_auth: %s: stdout is not {"labels": {...}}: %v`, a.prog, err)
+			return nil, fmt.Errorf(`ext_auth: %s: stdout is not {"labels": {...}}: %w`, a.prog, err)
 		}
 		return r.Labels, nil
 	case 1:

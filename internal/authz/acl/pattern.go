@@ -138,7 +138,7 @@ func compilePattern(src string) (*pattern, error) {
 			return p, nil
 		}
 		if _, err := path.Match(src, ""); err != nil {
-			return nil, fmt.Errorf("invalid glob %q: %v", src, err)
+			return nil, fmt.Errorf("invalid glob %q: %w", src, err)
 		}
 		p.glob = src
 		p.literal = !strings.ContainsAny(src, `*?[\`)
@@ -171,7 +171,7 @@ func compilePattern(src string) (*pattern, error) {
 			return nil, fmt.Errorf("invalid regexp %s: %v", src, reErrText(err))
 		}
 	} else if _, err := path.Match(sample, ""); err != nil {
-		return nil, fmt.Errorf("invalid glob %q: %v", src, err)
+		return nil, fmt.Errorf("invalid glob %q: %w", src, err)
 	}
 	return p, nil
 }
