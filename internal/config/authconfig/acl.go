@@ -55,6 +55,9 @@ func (v *validator) replaceMatchKeyProblems(ps config.Problems) config.Problems 
 	return append(out, extra...)
 }
 
+// knownMatchKeys are the fields of acl.Match.
+var knownMatchKeys = []string{"account", "type", "name", "service", "ip", "labels"}
+
 func isKnownMatchKey(k string) bool {
 	for _, n := range knownMatchKeys {
 		if k == n {

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse-registry/gatehouse/internal/authz/acl"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 )
 
@@ -478,26 +479,22 @@ func (v *validator) ext(section string, e *ExtCommand) {
 	}
 }
 
-// knownMatchKeys are the fields of acl.Match.
-var knownMatchKeys = []string{"account", "type", "name", "service", "ip", "labels"}
-
+// acl compiles the ACL with the engine the auth server uses, so every
+// pattern, CIDR and placeholder problem is found now, at its line.
 func (v *validator) acl() {
-	seq := v.doc.Node("acl")
-	if seq == nil || seq.Kind != yaml.SequenceNode {
+	if len(v.cfg.ACL) == 0 {
 		return
 	}
-	for i, e := range v.cfg.ACL {
-		if i >= len(seq.Content) {
-			break
+	_, err := acl.Compile(v.cfg.ACL)
+	var ces acl.CompileErrors
+	if err == nil || !errors.As(err, &ces) {
+		if err != nil {
+			v.errAt("acl", "acl: "+err.Error(), "")
 		}
-		path := "acl." + strconv.Itoa(i)
-		if e.Match == nil {
-			v.errAt(path, fmt.Sprintf("%s has no match: docker_auth crashes on such an entry", path),
-				"add match: {account: \"...\"}, or match: {} to apply the rule to every request")
-		}
-		if e.Actions == nil {
-			v.errAt(path, fmt.Sprintf("%s has no actions: docker_auth crashes when it reaches such an entry", path),
-				`add actions: ["pull"] (or actions: [] to deny)`)
-		}
+		return
+	}
+	for _, ce := range ces {
+		path := "acl." + strconv.Itoa(ce.Index) + "." + ce.Field
+		v.errAt(path, path+": "+ce.Msg, ce.Fix)
 	}
 }

@@ -92,9 +92,17 @@ func TestValidate(t *testing.T) {
 		{name: "anonymous with password", doc: doc{users: "users:\n  \"\":\n    password: \"" + aliceHash + "\"\n"}, want: []string{`users."": the anonymous user has no password`}},
 		{name: "labels must be lists", doc: doc{users: "users:\n  \"\":\n    labels: {group: admins}\n"}, want: []string{"expected a list here"}},
 
-		{name: "acl without match", doc: doc{acl: "acl:\n  - actions: [pull]\n"}, want: []string{"acl.0 has no match"}},
-		{name: "acl with null match", doc: doc{acl: "acl:\n  - match:\n    actions: [pull]\n"}, want: []string{"acl.0 has no match"}},
-		{name: "acl without actions", doc: doc{acl: "acl:\n  - match: {}\n    comment: x\n"}, want: []string{`acl.0 has no actions: docker_auth crashes when it reaches such an entry (fix: add actions: ["pull"]`}},
+		{name: "acl without match", doc: doc{acl: "acl:\n  - actions: [pull]\n"}, want: []string{"acl.0.match: the entry has no match (docker_auth crashes on this) (fix: add match: {}"}},
+		{name: "acl with null match", doc: doc{acl: "acl:\n  - match:\n    actions: [pull]\n"}, want: []string{"acl.0.match: the entry has no match"}},
+		{name: "acl without actions", doc: doc{acl: "acl:\n  - match: {}\n    comment: x\n"}, want: []string{`14:5: acl.0.actions: the entry has no actions (fix: list what the entry grants`}},
+		{name: "acl engine errors", doc: doc{acl: `acl:
+  - match: {account: "/[a-/", ip: 10.0.0.0/33}
+    actions: [pull]
+  - match: {name: "${account:1}/*", labels: {team: "/(/"}}
+    actions: ["pull, push"]
+`}, want: []string{"14:13: acl.0.match.account: invalid regexp /[a-/", "14:31: acl.0.match.ip: \"10.0.0.0/33\" is not an IP address or a CIDR",
+			"16:13: acl.1.match.name: ${account:1} refers to match.account, which is not set", "16:46: acl.1.match.labels.team: invalid regexp",
+			"17:5: acl.1.actions: action \"pull, push\" contains a space or a comma"}},
 		{name: "acl match typo", doc: doc{acl: "acl:\n  - match: {acount: alice}\n    actions: [pull]\n"},
 			want: []string{`acl.0.match: unknown key "acount": docker_auth ignores it and reads this rule as an empty match, which grants actions ["pull"] to every user (fix: did you mean "account"?`}},
 		{name: "acl unknown key beside known ones", doc: doc{acl: "acl:\n  - match: {account: alice, team: ops}\n    actions: []\n"},
@@ -103,7 +111,7 @@ func TestValidate(t *testing.T) {
 			extra: ldapOK + "  labels:\n    department: {attribute: ou}\n"},
 			want: []string{`(fix: match: {labels: {department: "ops"}} (ldap_auth.labels.department provides it))`}},
 		{name: "acl entry fields", doc: doc{acl: "acl:\n  - match: {account: a}\n    action: [pull]\n"},
-			want: []string{`acl.0 has no actions`, `unknown key "acl.0.action" (fix: did you mean "actions"?)`}},
+			want: []string{`acl.0.actions: the entry has no actions`, `unknown key "acl.0.action" (fix: did you mean "actions"?)`}},
 
 		{name: "cert without key", doc: doc{server: "server:\n  addr: \":5001\"\n  certificate: /certs/server.pem\n",
 			token: baseToken + "  certificate: /certs/server.pem\n  key: /certs/server-key.pem\n"},
