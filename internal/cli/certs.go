@@ -113,7 +113,8 @@ func runCertsInit(out io.Writer, f certsInitFlags) error {
 		p12Password = strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
 	}
 
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
+	var msg strings.Builder
+	if err := os.MkdirAll(f.out, 0o750); err != nil {
 		return fail(exitFailure, fmt.Errorf("certs init: %w", err))
 	}
 	path := func(name string) string { return filepath.Join(f.out, name) }
@@ -153,7 +154,7 @@ func runCertsInit(out io.Writer, f certsInitFlags) error {
 			return fail(exitFailure, fmt.Errorf("certs init: the CA in %s expired on %s; move ca.crt and ca.key away to make a new one", caCrt, kp.Leaf.NotAfter.Format(time.DateOnly)))
 		}
 		ca, caKey = kp.Leaf, kp.Key
-		fmt.Fprintf(out, "Using the existing CA %s (%s, valid until %s)\n", caCrt, ca.Subject.CommonName, ca.NotAfter.Format(time.DateOnly))
+		fmt.Fprintf(&msg, "Using the existing CA %s (%s, valid until %s)\n", caCrt, ca.Subject.CommonName, ca.NotAfter.Format(time.DateOnly))
 	case haveCrt || haveKey:
 		return fail(exitFailure, fmt.Errorf("certs init: %s has only one of ca.crt and ca.key; restore the other or remove both", f.out))
 	default:
@@ -197,20 +198,20 @@ func runCertsInit(out io.Writer, f certsInitFlags) error {
 		wrote = append(wrote, path("server.p12")+"  (PKCS#12 of key, certificate and CA, "+note+", mode 0600)")
 	}
 
-	fmt.Fprintln(out, "Wrote:")
+	fmt.Fprintln(&msg, "Wrote:")
 	for _, w := range wrote {
-		fmt.Fprintln(out, "  "+w)
+		fmt.Fprintln(&msg, "  "+w)
 	}
 	names := append([]string{}, f.hosts...)
 	for _, ip := range ips {
 		names = append(names, ip.String())
 	}
-	fmt.Fprintf(out, "Server certificate for %s, valid until %s.\n", strings.Join(names, ", "), cert.NotAfter.Format(time.DateOnly))
+	fmt.Fprintf(&msg, "Server certificate for %s, valid until %s.\n", strings.Join(names, ", "), cert.NotAfter.Format(time.DateOnly))
 	first := names[0]
 	if ip := net.ParseIP(first); ip != nil && ip.To4() == nil {
 		first = "[" + first + "]"
 	}
-	fmt.Fprintf(out, `
+	fmt.Fprintf(&msg, `
 Next steps:
   - Registry (config.yml):   http.tls.certificate: %[1]s
                              http.tls.key: %[2]s
@@ -222,7 +223,8 @@ Next steps:
   - Other clients (curl, skopeo, podman): add %[3]s to the system trust store
     (Debian: /usr/local/share/ca-certificates/gatehouse.crt, then update-ca-certificates).
 `, path("server.crt"), path("server.key"), caCrt, first)
-	return nil
+	_, err = io.WriteString(out, msg.String())
+	return err
 }
 
 func exists(p string) bool {

@@ -109,7 +109,7 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 		}
 	}
 	if f.user != "" && realm.Scheme == "http" {
-		fmt.Fprintln(stderr, "gatehouse: warning: sending the password over plain HTTP")
+		_, _ = fmt.Fprintln(stderr, "gatehouse: warning: sending the password over plain HTTP")
 	}
 
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -128,7 +128,7 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 		tlsCfg.RootCAs = pool
 	}
 	if f.insecure {
-		fmt.Fprintln(stderr, "gatehouse: warning: --insecure: the server's certificate is not checked")
+		_, _ = fmt.Fprintln(stderr, "gatehouse: warning: --insecure: the server's certificate is not checked")
 		tlsCfg.InsecureSkipVerify = true //nolint:gosec // the operator asked for it, and is warned.
 	}
 	client := &http.Client{
