@@ -55,7 +55,8 @@ type Ready interface {
 // LabelLookup is implemented by authenticators that can look an account up
 // without its password. On a refresh-token grant the account's current
 // labels are then used; otherwise the labels recorded at login are.
-// ErrNoMatch from Lookup means the account is gone and refresh fails.
+// ErrNoMatch from Lookup means the account is gone and refresh fails; an
+// error wrapping errors.ErrUnsupported keeps the labels recorded at login.
 type LabelLookup interface {
 	Lookup(ctx context.Context, account string) (authn.Labels, error)
 }
@@ -82,6 +83,9 @@ type Chain struct {
 
 	// PathPrefix is server.path_prefix ("" or starting with "/").
 	PathPrefix string
+	// JWKSPath is a further route (under PathPrefix) for the JWKS, besides
+	// /.well-known/jwks.json (token.jwks_path).
+	JWKSPath string
 	// HSTS adds Strict-Transport-Security to every response.
 	HSTS bool
 	// RealIPHeader and RealIPPos take the client address from a proxy
@@ -93,10 +97,11 @@ type Chain struct {
 	// (credcache.DefaultTTL when zero; negative disables the cache).
 	CacheTTL time.Duration
 	// AccountFailures and IPFailures are the failed logins allowed per
-	// minute per account and per client IP (defaults 10 and 30; negative
-	// disables the limit).
+	// FailureWindow per account and per client IP (defaults 10 and 30 per
+	// minute; negative disables the limit).
 	AccountFailures int
 	IPFailures      int
+	FailureWindow   time.Duration
 
 	// inflight counts requests using this chain.
 	inflight atomic.Int64
@@ -139,8 +144,8 @@ func (c *Chain) prepare(cacheSize int) error {
 	}
 	c.RefreshExpiration = orDefault(c.RefreshExpiration, DefaultRefreshExpiration)
 	c.cache = credcache.New(orDefault(c.CacheTTL, credcache.DefaultTTL), cacheSize)
-	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, DefaultAccountFailures), 0)
-	c.byIP = ratelimit.New(orDefault(c.IPFailures, DefaultIPFailures), 0)
+	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, DefaultAccountFailures), c.FailureWindow, 0)
+	c.byIP = ratelimit.New(orDefault(c.IPFailures, DefaultIPFailures), c.FailureWindow, 0)
 	return nil
 }
 
@@ -183,6 +188,9 @@ type Options struct {
 	// collectors is used.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// NoMetricsRoute leaves /metrics off the token server's routes, for
+	// when MetricsHandler is served on a listener of its own.
+	NoMetricsRoute bool
 	// CacheSize bounds the credential cache (credcache.DefaultMaxEntries).
 	CacheSize int
 	// CloseGrace is the longest an old chain waits for its requests to
@@ -230,6 +238,9 @@ func New(chain *Chain, opts Options) (*Server, error) {
 	s.chain.Store(chain)
 	return s, nil
 }
+
+// MetricsHandler serves the Prometheus metrics.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler }
 
 // Chain returns the chain being served.
 func (s *Server) Chain() *Chain { return s.chain.Load() }

@@ -127,6 +127,12 @@ func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p 
 		http.Error(w, "Method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if c.JWKSPath != "" && p == c.JWKSPath {
+		p = "/.well-known/jwks.json"
+	}
+	if p == "/metrics" && s.opts.NoMetricsRoute {
+		p = "/not-here"
+	}
 	switch p {
 	case "/":
 		info.endpoint = "index"

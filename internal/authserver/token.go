@@ -308,6 +308,8 @@ func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (c
 		switch {
 		case err == nil:
 			e.Labels = labels
+		case errors.Is(err, errors.ErrUnsupported):
+			// Keep the labels recorded at login.
 		case errors.Is(err, authn.ErrNoMatch):
 			return credcache.Entry{}, badRequest("invalid_grant", "the account no longer exists; log in again")
 		case errors.Is(err, authn.ErrUnavailable):

@@ -13,7 +13,8 @@ import (
 // DefaultMaxKeys bounds the number of buckets a Limiter keeps.
 const DefaultMaxKeys = 100_000
 
-// Limiter allows Burst failures per key, refilled at PerMinute per minute.
+// Limiter allows limit failures per key within a window: a bucket of limit
+// tokens, refilled continuously at limit per window.
 // The zero value and a nil *Limiter allow everything. It is safe for
 // concurrent use.
 type Limiter struct {
@@ -31,19 +32,25 @@ type bucket struct {
 	last   time.Time
 }
 
-// New returns a Limiter allowing perMinute failures per minute per key, with
-// a burst of the same size. perMinute <= 0 returns nil, which allows
-// everything. maxKeys <= 0 means DefaultMaxKeys.
-func New(perMinute, maxKeys int) *Limiter {
-	if perMinute <= 0 {
+// DefaultWindow is the window New uses when given none.
+const DefaultWindow = time.Minute
+
+// New returns a Limiter allowing limit failures per window (DefaultWindow
+// when <= 0) per key, all of which may come at once. limit <= 0 returns
+// nil, which allows everything. maxKeys <= 0 means DefaultMaxKeys.
+func New(limit int, window time.Duration, maxKeys int) *Limiter {
+	if limit <= 0 {
 		return nil
+	}
+	if window <= 0 {
+		window = DefaultWindow
 	}
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
 	return &Limiter{
-		rate:    float64(perMinute) / 60,
-		burst:   float64(perMinute),
+		rate:    float64(limit) / window.Seconds(),
+		burst:   float64(limit),
 		maxKeys: maxKeys,
 		now:     time.Now,
 		buckets: make(map[string]*bucket),

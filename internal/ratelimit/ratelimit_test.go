@@ -12,7 +12,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func TestLimiter(t *testing.T) {
 	c := &clock{t: time.Unix(1_000_000, 0)}
-	l := New(6, 0) // 6 per minute: one token every 10 s
+	l := New(6, time.Minute, 0) // 6 per minute: one token every 10 s
 	l.SetClock(c.now)
 
 	for i := range 6 {
@@ -44,8 +44,19 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+func TestWindow(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	l := New(2, 10*time.Minute, 0) // one token every 5 minutes
+	l.SetClock(c.now)
+	l.Fail("k")
+	l.Fail("k")
+	if ok, wait := l.Allow("k"); ok || wait != 5*time.Minute {
+		t.Fatalf("ok=%v wait=%v, want refused for 5m", ok, wait)
+	}
+}
+
 func TestNilLimiterAllows(t *testing.T) {
-	l := New(0, 0)
+	l := New(0, 0, 0)
 	if l != nil {
 		t.Fatal("New(0) should return nil")
 	}
@@ -56,7 +67,7 @@ func TestNilLimiterAllows(t *testing.T) {
 }
 
 func TestBoundedMemory(t *testing.T) {
-	l := New(10, 100)
+	l := New(10, 0, 100)
 	for i := range 10_000 {
 		l.Fail(fmt.Sprint("k", i))
 	}

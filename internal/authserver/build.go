@@ -1,0 +1,156 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/authn"
+	authnext "github.com/gatehouse-registry/gatehouse/internal/authn/ext"
+	"github.com/gatehouse-registry/gatehouse/internal/authn/ldap"
+	"github.com/gatehouse-registry/gatehouse/internal/authn/static"
+	"github.com/gatehouse-registry/gatehouse/internal/authz"
+	"github.com/gatehouse-registry/gatehouse/internal/authz/acl"
+	authzext "github.com/gatehouse-registry/gatehouse/internal/authz/ext"
+	"github.com/gatehouse-registry/gatehouse/internal/config/authconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
+	"github.com/gatehouse-registry/gatehouse/internal/token"
+)
+
+// Build turns a loaded auth_config.yml into a Chain: authenticators in
+// docker_auth's order (static users, ext_auth, LDAP), authorizers likewise
+// (acl, ext_authz), the token signer from token.certificate and token.key,
+// and the server settings that may change on reload. On error nothing is
+// left open.
+func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Chain, err error) {
+	c := &Chain{
+		Issuer:       cfg.Token.Issuer,
+		Expiration:   cfg.Token.Lifetime(),
+		PathPrefix:   cfg.Server.PathPrefix,
+		HSTS:         cfg.Server.HSTS,
+		JWKSPath:     cfg.Token.JWKSPath,
+		RealIPHeader: cfg.Server.RealIPHeader,
+		RealIPPos:    cfg.Server.RealIPPos,
+		// In the file, 0 turns a feature off; in a Chain, 0 means the
+		// default and a negative value off.
+		CacheTTL:        offIfZero(cfg.Server.CredentialCacheTTL),
+		AccountFailures: offIfZero(cfg.Server.RateLimit.FailedLoginsPerAccount),
+		IPFailures:      offIfZero(cfg.Server.RateLimit.FailedLoginsPerIP),
+		FailureWindow:   cfg.Server.RateLimit.Window,
+	}
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+
+	if cfg.Users != nil {
+		users := make(map[string]static.User, len(cfg.Users))
+		for name, u := range cfg.Users {
+			users[name] = static.User{Password: u.Password, Labels: authn.Labels(u.Labels).Clone()}
+		}
+		a, err := static.New(users)
+		if err != nil {
+			return nil, fmt.Errorf("users: %w", err)
+		}
+		c.Authenticators = append(c.Authenticators, staticAuthn{a, users})
+	}
+	if cfg.ExtAuth != nil {
+		a, err := authnext.New(authnext.Config{Command: cfg.ExtAuth.Command, Args: cfg.ExtAuth.Args, Timeout: cfg.ExtAuth.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("ext_auth: %w", err)
+		}
+		c.Authenticators = append(c.Authenticators, a)
+	}
+	if cfg.LDAPAuth != nil {
+		a, err := ldap.New(ctx, ldap.FromAuthConfig(cfg.LDAPAuth), log)
+		if err != nil {
+			return nil, fmt.Errorf("ldap_auth: %w", err)
+		}
+		c.Authenticators = append(c.Authenticators, ldapAuthn{a})
+	}
+
+	if cfg.ACL != nil {
+		a, err := acl.Compile(cfg.ACL)
+		if err != nil {
+			return nil, fmt.Errorf("acl: %w", err)
+		}
+		c.Authorizers = append(c.Authorizers, a)
+	}
+	if cfg.ExtAuthz != nil {
+		a, err := authzext.New(authzext.Config{Command: cfg.ExtAuthz.Command, Args: cfg.ExtAuthz.Args, Timeout: cfg.ExtAuthz.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("ext_authz: %w", err)
+		}
+		c.Authorizers = append(c.Authorizers, a)
+	}
+
+	kp, err := tlsutil.LoadKeyPair(cfg.Token.Certificate, cfg.Token.Key)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	for _, w := range kp.Warnings {
+		log.Warn("token certificate", "file", cfg.Token.Certificate, "warning", w)
+	}
+	opts := token.SignerOptions{X5C: cfg.Token.X5C, KeyID: token.KeyIDLibtrust}
+	if cfg.Token.DisableLegacyKeyID {
+		opts.KeyID = token.KeyIDThumbprint
+	}
+	signer, err := token.NewSigner(kp.Key, kp.Certificates(), opts)
+	if err != nil {
+		return nil, err
+	}
+	c.Signer = signer
+	if rt := cfg.Token.RefreshLifetime(); rt > 0 {
+		c.RefreshExpiration = rt
+		if c.RefreshKey, err = RefreshKey(kp.Key); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// staticAuthn adds LabelLookup to the static users, so a refresh token
+// follows the current file: a removed user can no longer refresh, and
+// changed labels apply at once.
+type staticAuthn struct {
+	*static.Authenticator
+	users map[string]static.User
+}
+
+func (s staticAuthn) Lookup(_ context.Context, account string) (authn.Labels, error) {
+	u, ok := s.users[account]
+	if !ok {
+		return nil, authn.ErrNoMatch
+	}
+	return u.Labels.Clone(), nil
+}
+
+// ldapAuthn maps "lookup impossible in this bind mode" to
+// errors.ErrUnsupported, so refresh keeps the labels recorded at login.
+type ldapAuthn struct{ *ldap.Authenticator }
+
+func (l ldapAuthn) Lookup(ctx context.Context, account string) (authn.Labels, error) {
+	labels, err := l.Authenticator.Lookup(ctx, account)
+	if errors.Is(err, ldap.ErrLookupUnsupported) {
+		return nil, fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
+	return labels, err
+}
+
+var (
+	_ LabelLookup         = staticAuthn{}
+	_ LabelLookup         = ldapAuthn{}
+	_ Ready               = ldapAuthn{}
+	_ authz.Authorizer    = (*acl.ACL)(nil)
+	_ authn.Authenticator = staticAuthn{}
+)
