@@ -41,9 +41,9 @@ and the running one stays. SIGTERM or SIGINT drains requests in flight, then exi
 	return c
 }
 
-// printProblems writes every problem of a config error on a line of its own
+// authPrintProblems writes every problem of a config error on a line of its own
 // and returns the error to exit with.
-func printProblems(stderr io.Writer, file string, err error) error {
+func authPrintProblems(stderr io.Writer, file string, err error) error {
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
@@ -54,7 +54,7 @@ func printProblems(stderr io.Writer, file string, err error) error {
 	return fail(exitFailure, err)
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+func authLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	switch strings.ToLower(level) {
 	case "", "info":
@@ -79,7 +79,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 }
 
-func firstNonEmpty(vals ...string) string {
+func authFirstSet(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {
 			return v
@@ -93,14 +93,14 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 		ctx = context.Background()
 	}
 	// Flags are checked before the file so a typo in them is a usage error.
-	if _, err := newLogger(io.Discard, logFormat, logLevel); err != nil {
+	if _, err := authLogger(io.Discard, logFormat, logLevel); err != nil {
 		return fail(exitUsage, err)
 	}
 	cfg, err := authconfig.Load(file)
 	if err != nil {
-		return printProblems(stderr, file, err)
+		return authPrintProblems(stderr, file, err)
 	}
-	log, err := newLogger(stderr, firstNonEmpty(logFormat, cfg.Server.LogFormat), firstNonEmpty(logLevel, cfg.Server.LogLevel))
+	log, err := authLogger(stderr, authFirstSet(logFormat, cfg.Server.LogFormat), authFirstSet(logLevel, cfg.Server.LogLevel))
 	if err != nil {
 		return fail(exitFailure, err)
 	}
@@ -166,7 +166,7 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 			if err != nil {
 				return nil, err
 			}
-			warnRestartNeeded(log, cfg, next)
+			authWarnRestart(log, cfg, next)
 			if certs != nil {
 				if err := certs.Reload(); err != nil {
 					return nil, fmt.Errorf("server certificate: %w", err)
@@ -175,7 +175,7 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 			return authserver.Build(ctx, next, log)
 		})
 	}
-	wg.Go(func() { server.ReloadLoop(ctx, log, time.Second, nonEmpty(watched(cfg)), reload, nil) })
+	wg.Go(func() { server.ReloadLoop(ctx, log, time.Second, authNonEmpty(watched(cfg)), reload, nil) })
 
 	log.Info("gatehouse auth server starting", "config", file, "issuer", cfg.Token.Issuer, "url", hs.URL())
 	err = hs.Run(ctx)
@@ -191,8 +191,8 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 	return nil
 }
 
-// warnRestartNeeded logs settings a reload cannot apply.
-func warnRestartNeeded(log *slog.Logger, old, next *authconfig.Config) {
+// authWarnRestart logs settings a reload cannot apply.
+func authWarnRestart(log *slog.Logger, old, next *authconfig.Config) {
 	for _, d := range []struct{ key, a, b string }{
 		{"server.addr", old.Server.Addr, next.Server.Addr},
 		{"server.net", old.Server.Net, next.Server.Net},
@@ -209,7 +209,7 @@ func warnRestartNeeded(log *slog.Logger, old, next *authconfig.Config) {
 	}
 }
 
-func nonEmpty(ss []string) []string {
+func authNonEmpty(ss []string) []string {
 	var out []string
 	for _, s := range ss {
 		if s != "" {
