@@ -52,3 +52,21 @@ http:
 	p.WaitHTTP(t, "http://"+addr+"/v2/")
 	return &Registry{Process: p, Addr: addr, Root: root, Config: path}
 }
+
+// StartRegistryTLS is StartRegistry serving HTTPS with cert and key; it
+// waits until the port accepts connections. URL() is not meaningful for it.
+func StartRegistryTLS(t testing.TB, cert, key string) *Registry {
+	t.Helper()
+	bin := Gatehouse(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "data")
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n  tls:\n    certificate: %s\n    key: %s\n", root, addr, cert, key)
+	path := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := Start(t, nil, bin, "registry", "serve", path)
+	p.WaitTCP(t, addr)
+	return &Registry{Process: p, Addr: addr, Root: root, Config: path}
+}

@@ -63,6 +63,9 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if f := br.File(); f != nil {
 		content = f // lets net/http use sendfile
 	}
+	if rh := r.Header.Get("Range"); rh != "" && !rangeWellFormed(rh) {
+		r.Header.Del("Range")
+	}
 	// ServeContent handles Range (206, and 416 for unsatisfiable ranges),
 	// If-Range and conditional requests against the ETag set above.
 	http.ServeContent(w, r, "", time.Time{}, content)

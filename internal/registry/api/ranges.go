@@ -54,3 +54,32 @@ func parseOffset(s string) (int64, error) {
 	}
 	return strconv.ParseInt(s, 10, 64)
 }
+
+// rangeWellFormed reports whether a Range header is a syntactically valid
+// bytes range set ("bytes=0-9", "bytes=500-", "bytes=-100", comma lists).
+// Anything else (another unit, garbage) is ignored as RFC 9110 allows, and
+// the whole blob is served; a well-formed but unsatisfiable range still
+// gets 416 from http.ServeContent.
+func rangeWellFormed(h string) bool {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || spec == "" {
+		return false
+	}
+	for _, part := range strings.Split(spec, ",") {
+		a, b, cut := strings.Cut(strings.TrimSpace(part), "-")
+		if !cut || (a == "" && b == "") {
+			return false
+		}
+		if a != "" {
+			if _, err := parseOffset(a); err != nil {
+				return false
+			}
+		}
+		if b != "" {
+			if _, err := parseOffset(b); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -46,6 +47,30 @@ func FuzzParseContentRange(f *testing.F) {
 		start, end, err := parseContentRange(s)
 		if err == nil && (start < 0 || end < start) {
 			t.Fatalf("parseContentRange(%q) = %d, %d", s, start, end)
+		}
+	})
+}
+
+func TestRangeWellFormed(t *testing.T) {
+	tests := map[string]bool{
+		"bytes=0-9": true, "bytes=500-": true, "bytes=-100": true, "bytes=500-0": true, "bytes=0-1, 4-5": true,
+		"bytes=": false, "bytes=-": false, "bytes=a-b": false, "pages=1-2": false, "garbage": false, "bytes=1-2-3": false,
+		"bytes=99999999999999999999-": false,
+	}
+	for h, want := range tests {
+		if got := rangeWellFormed(h); got != want {
+			t.Errorf("rangeWellFormed(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func FuzzRangeWellFormed(f *testing.F) {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=1-,2-3", "pages=1", "bytes=--"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if rangeWellFormed(h) && !strings.HasPrefix(h, "bytes=") {
+			t.Fatalf("accepted %q", h)
 		}
 	})
 }
