@@ -28,7 +28,12 @@ func Load(file string, data []byte, out any, refused map[string]string) (*Doc, P
 	doc := &Doc{File: file}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return doc, Problems{syntaxProblem(file, err)}
+		p := syntaxProblem(file, err)
+		if p.Fix == "" && p.Line > 0 && leadingTab(data, p.Line) {
+			p.Msg += " (a tab in the indentation)"
+			p.Fix = "indent with spaces only, two per level"
+		}
+		return doc, Problems{p}
 	}
 	if len(root.Content) == 0 {
 		return doc, nil // empty file: every field keeps its zero value
@@ -60,6 +65,16 @@ func syntaxProblem(file string, err error) Problem {
 		}
 	}
 	return p
+}
+
+// leadingTab reports whether line n (1-based) of data is indented with a tab.
+func leadingTab(data []byte, n int) bool {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return false
+	}
+	indent := lines[n-1][:len(lines[n-1])-len(strings.TrimLeft(lines[n-1], " \t"))]
+	return strings.Contains(indent, "\t")
 }
 
 func decodeProblems(file string, err error) Problems {
