@@ -112,3 +112,5 @@ func wantErr(t *testing.T, what string, err, sentinel error) {
 		t.Errorf("%s: got error %v, want %v", what, err, sentinel)
 	}
 }
+
+func validPath(p string) error { return driver.ValidatePath("test", p) }
