@@ -37,7 +37,7 @@ http.draintimeout, then exits.`,
 				var ps config.Problems
 				if errors.As(err, &ps) {
 					for _, p := range ps {
-						fmt.Fprintln(stderr, p.String())
+						_, _ = fmt.Fprintln(stderr, p.String())
 					}
 					return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not starting", args[0], len(ps)))
 				}

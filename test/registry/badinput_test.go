@@ -95,7 +95,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 		d       digest.Digest
 		content []byte
 	}{{im.ld, im.layer}, {im.cd, im.config}} {
-		resp, body := request(t, "POST", base+"/v2/"+name+"/blobs/uploads/?digest="+b.d.String(), b.content, "Content-Type", "application/octet-stream")
+		resp, body := request(t, "POST", base+"/v2/"+name+"/blobs/uploads/?digest="+b.d.String(), b.content, "Content-Type", "application/octet-stream") //nolint:bodyclose // request reads and closes the body
 		if resp.StatusCode != 201 {
 			t.Fatalf("push blob: %d %s", resp.StatusCode, body)
 		}
@@ -106,7 +106,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 	m.SchemaVersion = 2
 	im.manifest, _ = json.Marshal(m)
 	im.md = digest.FromBytes(im.manifest)
-	resp, body := request(t, "PUT", base+"/v2/"+name+"/manifests/"+tag, im.manifest, "Content-Type", ocispec.MediaTypeImageManifest)
+	resp, body := request(t, "PUT", base+"/v2/"+name+"/manifests/"+tag, im.manifest, "Content-Type", ocispec.MediaTypeImageManifest) //nolint:bodyclose // request reads and closes the body
 	if resp.StatusCode != 201 {
 		t.Fatalf("push manifest: %d %s", resp.StatusCode, body)
 	}
@@ -115,7 +115,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 
 func (im image) check(t *testing.T, base, name, tag string) {
 	t.Helper()
-	resp, body := request(t, "GET", base+"/v2/"+name+"/manifests/"+tag, nil, "Accept", ocispec.MediaTypeImageManifest)
+	resp, body := request(t, "GET", base+"/v2/"+name+"/manifests/"+tag, nil, "Accept", ocispec.MediaTypeImageManifest) //nolint:bodyclose // request reads and closes the body
 	if resp.StatusCode != 200 || !bytes.Equal(body, im.manifest) || resp.Header.Get("Docker-Content-Digest") != im.md.String() {
 		t.Errorf("manifest %s:%s changed: %d", name, tag, resp.StatusCode)
 	}

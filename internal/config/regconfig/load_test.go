@@ -1,6 +1,7 @@
 package regconfig
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +71,8 @@ func TestSeedConfigMissingFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Parse("config.yml", data, nil)
-	ps, ok := err.(config.Problems)
-	if !ok {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
 		t.Fatalf("err = %v, want Problems", err)
 	}
 	// certificate, key and rootcertbundle all point at /ssl/, which does not exist here.
@@ -147,8 +148,8 @@ func TestParseProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("c.yml", []byte(tt.yaml), nil)
-			ps, ok := err.(config.Problems)
-			if !ok {
+			var ps config.Problems
+			if !errors.As(err, &ps) {
 				t.Fatalf("err = %v, want Problems", err)
 			}
 			if len(ps) != len(tt.want) {

@@ -252,7 +252,7 @@ func (a *App) Listen() (net.Listener, error) {
 	if a.tls != nil {
 		tc, err := a.tlsConfig()
 		if err != nil {
-			l.Close()
+			_ = l.Close()
 			return nil, err
 		}
 		l = tls.NewListener(l, tc)
@@ -397,7 +397,7 @@ func (a *App) watchHealth(ctx context.Context) {
 // random delay of up to a minute, so replicas do not all run together).
 func (a *App) purgeUploads(ctx context.Context) {
 	up := a.cfg.Storage.Maintenance.UploadPurging
-	delay := time.Duration(rand.Int64N(int64(time.Minute)))
+	delay := time.Duration(rand.Int64N(int64(time.Minute))) //nolint:gosec // scheduling jitter, not a secret
 	for {
 		select {
 		case <-ctx.Done():

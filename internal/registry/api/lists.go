@@ -29,9 +29,11 @@ func pageSize(q url.Values, limit int) (int, *Error) {
 			return 0, apiErr(CodePaginationInvalid, "n must be a non-negative integer", map[string]string{"n": truncate(s, 40)})
 		}
 	}
+	// Only digits are left, so the one possible error is overflow: a number
+	// that large is clamped like any other above the cap.
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n > int64(limit) || n > math.MaxInt32 {
-		return limit, nil // overflow or above the cap: clamp
+	if errors.Is(err, strconv.ErrRange) || n > int64(limit) || n > math.MaxInt32 {
+		return limit, nil
 	}
 	return int(n), nil
 }

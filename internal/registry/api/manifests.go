@@ -52,8 +52,9 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(payload)
+	_, _ = w.Write(payload) //nolint:gosec // a manifest is served as stored, with its own media type and nosniff
 	return nil
 }
 

@@ -106,20 +106,17 @@ func firstValue(vs []string) string {
 // anywhere in the registry). ok=false means "not mountable: start an upload
 // instead", as the spec asks.
 func (h *Handler) tryMount(r *http.Request, repo *storage.Repository, mount, from string) (storage.Descriptor, bool, error) {
-	dgst, e := parseDigest(mount)
-	if e != nil {
+	// A malformed digest or source name is not an error here: the spec
+	// asks for an ordinary upload session instead.
+	dgst, valid := validDigest(mount)
+	if !valid {
 		return storage.Descriptor{}, false, nil
 	}
 	var src *storage.Repository
 	if from != "" {
-		if checkName(from) != nil {
+		if src = h.sourceRepo(from); src == nil {
 			return storage.Descriptor{}, false, nil
 		}
-		s, err := h.opts.Registry.Repository(from)
-		if err != nil {
-			return storage.Descriptor{}, false, nil
-		}
-		src = s
 	}
 	desc, err := repo.MountBlob(r.Context(), src, dgst)
 	switch {
@@ -129,6 +126,22 @@ func (h *Handler) tryMount(r *http.Request, repo *storage.Repository, mount, fro
 		return storage.Descriptor{}, false, nil
 	}
 	return storage.Descriptor{}, false, err
+}
+
+func validDigest(s string) (digest.Digest, bool) {
+	d, e := parseDigest(s)
+	return d, e == nil
+}
+
+// sourceRepo returns the mount source repository, or nil for a bad name.
+func (h *Handler) sourceRepo(name string) *storage.Repository {
+	if checkName(name) != nil {
+		return nil
+	}
+	if s, err := h.opts.Registry.Repository(name); err == nil {
+		return s
+	}
+	return nil
 }
 
 // finish appends the request body (if any) and commits the upload as dgst.
