@@ -114,3 +114,29 @@ func wantErr(t *testing.T, what string, err, sentinel error) {
 }
 
 func validPath(p string) error { return driver.ValidatePath("test", p) }
+
+func pushBlobB(b *testing.B, r *Repository, content []byte) v1.Descriptor {
+	b.Helper()
+	ctx := context.Background()
+	u, err := r.NewUpload(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := u.Append(ctx, bytes.NewReader(content)); err != nil {
+		b.Fatal(err)
+	}
+	desc, err := u.Commit(ctx, digest.FromBytes(content), int64(len(content)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v1.Descriptor{MediaType: v1.MediaTypeImageConfig, Digest: desc.Digest, Size: desc.Size}
+}
+
+func mustJSON(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
