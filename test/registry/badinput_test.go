@@ -28,7 +28,13 @@ import (
 
 var client = &http.Client{Timeout: 30 * time.Second}
 
-func request(t *testing.T, method, url string, body []byte, hdr ...string) (*http.Response, []byte) {
+// result is what a test needs of a response; request has closed the body.
+type result struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func request(t *testing.T, method, url string, body []byte, hdr ...string) (result, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -47,7 +53,7 @@ func request(t *testing.T, method, url string, body []byte, hdr ...string) (*htt
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return result{resp.StatusCode, resp.Header}, b
 }
 
 // rawRequest sends a request line exactly as given (no client-side path
@@ -95,7 +101,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 		d       digest.Digest
 		content []byte
 	}{{im.ld, im.layer}, {im.cd, im.config}} {
-		resp, body := request(t, "POST", base+"/v2/"+name+"/blobs/uploads/?digest="+b.d.String(), b.content, "Content-Type", "application/octet-stream") //nolint:bodyclose // request reads and closes the body
+		resp, body := request(t, "POST", base+"/v2/"+name+"/blobs/uploads/?digest="+b.d.String(), b.content, "Content-Type", "application/octet-stream")
 		if resp.StatusCode != 201 {
 			t.Fatalf("push blob: %d %s", resp.StatusCode, body)
 		}
@@ -106,7 +112,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 	m.SchemaVersion = 2
 	im.manifest, _ = json.Marshal(m)
 	im.md = digest.FromBytes(im.manifest)
-	resp, body := request(t, "PUT", base+"/v2/"+name+"/manifests/"+tag, im.manifest, "Content-Type", ocispec.MediaTypeImageManifest) //nolint:bodyclose // request reads and closes the body
+	resp, body := request(t, "PUT", base+"/v2/"+name+"/manifests/"+tag, im.manifest, "Content-Type", ocispec.MediaTypeImageManifest)
 	if resp.StatusCode != 201 {
 		t.Fatalf("push manifest: %d %s", resp.StatusCode, body)
 	}
@@ -115,7 +121,7 @@ func pushImage(t *testing.T, base, name, tag string) image {
 
 func (im image) check(t *testing.T, base, name, tag string) {
 	t.Helper()
-	resp, body := request(t, "GET", base+"/v2/"+name+"/manifests/"+tag, nil, "Accept", ocispec.MediaTypeImageManifest) //nolint:bodyclose // request reads and closes the body
+	resp, body := request(t, "GET", base+"/v2/"+name+"/manifests/"+tag, nil, "Accept", ocispec.MediaTypeImageManifest)
 	if resp.StatusCode != 200 || !bytes.Equal(body, im.manifest) || resp.Header.Get("Docker-Content-Digest") != im.md.String() {
 		t.Errorf("manifest %s:%s changed: %d", name, tag, resp.StatusCode)
 	}
