@@ -143,7 +143,8 @@ func TestServeTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
-	if _, err := c.Get("https://" + reg.Addr + "/v2/"); err == nil {
+	if resp, err := c.Get("https://" + reg.Addr + "/v2/"); err == nil {
+		resp.Body.Close()
 		t.Error("TLS 1.1 was accepted; minimumtls defaults to tls1.2")
 	}
 	c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
