@@ -32,10 +32,14 @@ Exit status: 0 when every file is clean, 1 when any has a problem.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := false
+			w := &errWriter{w: cmd.OutOrStdout()}
 			for _, file := range args {
-				if !checkConfigFile(cmd.OutOrStdout(), file) {
+				if !checkConfigFile(w, file) {
 					bad = true
 				}
+			}
+			if w.err != nil {
+				return fail(exitInternal, fmt.Errorf("config check: %w", w.err))
 			}
 			if bad {
 				return silentExit{code: exitFailure}
@@ -101,12 +105,24 @@ func containsKey(list []string, s string) bool {
 	return false
 }
 
+// errWriter keeps the first write error, so printing code stays linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
 // checkConfigFile checks one file, prints what it finds to w and reports
 // whether the file is clean.
-func checkConfigFile(w io.Writer, file string) bool {
+func checkConfigFile(w *errWriter, file string) bool {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		fmt.Fprintf(w, "%s: cannot read: %v\n", file, configReadReason(err))
+		w.printf("%s: cannot read: %v\n", file, configReadReason(err))
 		return false
 	}
 	format, why := detectFormat(data)
@@ -134,7 +150,7 @@ func checkConfigFile(w io.Writer, file string) bool {
 			printConfigProblems(w, ps)
 			return false
 		}
-		fmt.Fprintf(w, "%s: cannot tell the format: %s (fix: gatehouse checks docker_auth's auth_config.yml and distribution's config.yml)\n", file, why)
+		w.printf("%s: cannot tell the format: %s (fix: gatehouse checks docker_auth's auth_config.yml and distribution's config.yml)\n", file, why)
 		return false
 	}
 	out := make(config.Problems, 0, len(warnings))
@@ -150,12 +166,12 @@ func checkConfigFile(w io.Writer, file string) bool {
 	if err != nil {
 		return false
 	}
-	fmt.Fprintf(w, "%s: OK (%s)\n", file, format)
+	w.printf("%s: OK (%s)\n", file, format)
 	return true
 }
 
 // printConfigProblems prints ps in line order.
-func printConfigProblems(w io.Writer, ps config.Problems) {
+func printConfigProblems(w *errWriter, ps config.Problems) {
 	ps = append(config.Problems(nil), ps...)
 	sort.SliceStable(ps, func(i, j int) bool {
 		if ps[i].Line != ps[j].Line {
@@ -164,7 +180,7 @@ func printConfigProblems(w io.Writer, ps config.Problems) {
 		return ps[i].Column < ps[j].Column
 	})
 	for _, p := range ps {
-		fmt.Fprintln(w, p.String())
+		w.printf("%s\n", p.String())
 	}
 }
 

@@ -280,19 +280,6 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// mapKey returns the key node for key in mapping n, or nil.
-func mapKey(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i]
-		}
-	}
-	return nil
-}
-
 func pairsOf(n *yaml.Node) [][2]*yaml.Node {
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
@@ -403,7 +390,7 @@ var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func checkFilter(f string) error {
 	f = strings.NewReplacer("${account}", "x", "${dn}", "cn=x").Replace(f)
 	if _, err := goldap.CompileFilter(f); err != nil {
-		return fmt.Errorf("not a valid LDAP filter: %v", err)
+		return fmt.Errorf("not a valid LDAP filter: %w", err)
 	}
 	return nil
 }
