@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-registry/gatehouse/internal/config"
+	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
+)
+
+// errGCWritable explains why gc refuses to run on a writable registry.
+var errGCWritable = errors.New(`refusing to collect garbage: the registry may be accepting pushes.
+GC deletes every blob no manifest references, and a push in progress has
+uploaded layers whose manifest is not there yet: they would be deleted and the
+image left broken. Either set storage.maintenance.readonly.enabled: true in the
+config and restart the registry (pulls keep working), or stop it; then run gc
+again, passing --i-know-registry-is-read-only if you stopped it instead`)
+
+func newGCCmd() *cobra.Command {
+	var dryRun, deleteUntagged, readOnly, quiet bool
+	c := &cobra.Command{
+		Use:   "gc CONFIG",
+		Short: "Delete blobs that no manifest references",
+		Long: `Collect garbage in the storage of the registry configured by CONFIG (a
+distribution config.yml): mark every blob a manifest of any repository
+references (configs, layers, index children, referrers), then delete the rest
+and the repositories' links to them. With --delete-untagged, manifests that no
+tag reaches (directly, through an index, or as a referrer) are deleted first.
+
+GC must not race with pushes: it runs only when the config sets
+storage.maintenance.readonly.enabled: true (restart the registry with it), or
+with --i-know-registry-is-read-only when the registry is stopped.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			cfg, err := regconfig.Load(args[0])
+			if err != nil {
+				var ps config.Problems
+				if errors.As(err, &ps) {
+					for _, p := range ps {
+						_, _ = fmt.Fprintln(stderr, p.String())
+					}
+					return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not collecting garbage", args[0], len(ps)))
+				}
+				return fail(exitFailure, err)
+			}
+			if !cfg.Storage.Maintenance.ReadOnly.Enabled && !readOnly {
+				return fail(exitFailure, errGCWritable)
+			}
+			d, err := gcDriver(cfg)
+			if err != nil {
+				return fail(exitFailure, err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			opts := storage.GCOptions{DryRun: dryRun, DeleteUntagged: deleteUntagged}
+			if !quiet {
+				opts.Progress = func(format string, a ...any) {
+					_, _ = fmt.Fprintf(stdout, format+"\n", a...)
+				}
+			}
+			res, err := storage.GC(ctx, d, opts)
+			if err != nil {
+				return fail(exitFailure, err)
+			}
+			verb := "deleted"
+			if dryRun {
+				verb = "to delete (dry run, nothing changed)"
+			}
+			_, _ = fmt.Fprintf(stdout, "repositories scanned: %d; manifests kept: %d; blobs marked: %d\n",
+				res.Repositories, res.ManifestsMarked, res.BlobsMarked)
+			_, _ = fmt.Fprintf(stdout, "%s: %d blobs (%d bytes freed), %d untagged manifests, %d layer links\n",
+				verb, res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVarP(&dryRun, "dry-run", "d", false, "report what would be deleted and delete nothing")
+	f.BoolVarP(&deleteUntagged, "delete-untagged", "m", false, "delete manifests no tag reaches first")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary")
+	f.BoolVar(&readOnly, "i-know-registry-is-read-only", false, "run although the config does not set storage.maintenance.readonly.enabled (the registry is stopped)")
+	return c
+}
+
+// gcDriver opens the storage the config names.
+func gcDriver(cfg *regconfig.Config) (driver.Driver, error) {
+	switch {
+	case cfg.Storage.Filesystem != nil:
+		fs := cfg.Storage.Filesystem
+		return filesystem.New(filesystem.Options{RootDirectory: fs.RootDirectory, Durable: fs.IsDurable()})
+	case cfg.Storage.InMemory != nil:
+		return nil, errors.New("storage.inmemory lives inside the registry process: there is nothing for gc to collect")
+	default:
+		return nil, errors.New("gc supports the filesystem storage driver only for now")
+	}
+}
