@@ -101,8 +101,8 @@ type access struct {
 }
 
 // tokenRequest asks for a token the way `docker login` / the seed's curl
-// script do, and returns the status, the granted access and the response.
-func tokenRequest(t *testing.T, client *http.Client, addr, user, password, scope string) (int, []access, *http.Response) {
+// script do, and returns the status, the granted access and the response headers.
+func tokenRequest(t *testing.T, client *http.Client, addr, user, password, scope string) (int, []access, http.Header) {
 	t.Helper()
 	url := "https://" + addr + "/auth?service=registry.test"
 	if scope != "" {
@@ -120,7 +120,7 @@ func tokenRequest(t *testing.T, client *http.Client, addr, user, password, scope
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, nil, resp
+		return resp.StatusCode, nil, resp.Header
 	}
 	var tok struct {
 		Token string `json:"token"`
@@ -146,7 +146,7 @@ func tokenRequest(t *testing.T, client *http.Client, addr, user, password, scope
 	if claims.Sub != user {
 		t.Errorf("sub %q, want %q", claims.Sub, user)
 	}
-	return resp.StatusCode, claims.Access, resp
+	return resp.StatusCode, claims.Access, resp.Header
 }
 
 // The seed's LDAP setup through `gatehouse auth-server`: Ops may push and
@@ -204,11 +204,11 @@ func TestAuthServerSeedConfig(t *testing.T) {
 		l.Stop()
 		// A user whose password was never verified (the credential cache
 		// cannot answer for them) needs the directory.
-		status, _, resp := tokenRequest(t, client, addr, testenv.LDAPUserUnicode, l.UserPassword, scope)
+		status, _, header := tokenRequest(t, client, addr, testenv.LDAPUserUnicode, l.UserPassword, scope)
 		if status != http.StatusServiceUnavailable {
 			t.Fatalf("status %d, want 503", status)
 		}
-		if resp.Header.Get("Retry-After") == "" {
+		if header.Get("Retry-After") == "" {
 			t.Error("503 without Retry-After")
 		}
 		if s := ready(); s != http.StatusServiceUnavailable {
