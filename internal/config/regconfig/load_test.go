@@ -143,6 +143,7 @@ func TestParseProblems(t *testing.T) {
 		{"negative maxtags", "version: 0.1\nstorage: {inmemory: {}}\ntags:\n  maxtags: -1\n", []string{"maxtags must not be negative"}},
 		{"log level", "version: 0.1\nstorage: {inmemory: {}}\nlog:\n  level: loud\n", []string{"loud"}},
 		{"prometheus without debug", "version: 0.1\nstorage: {inmemory: {}}\nhttp:\n  debug:\n    prometheus:\n      enabled: true\n", []string{"needs http.debug.addr"}},
+		{"hmac refused", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  token:\n    realm: https://a/auth\n    service: s\n    issuer: i\n    jwks: " + dir + "/cert.pem\n    signingalgorithms: [RS256, HS256]\n", []string{"HS256"}},
 		{"not a mapping", "- a\n- b\n", []string{"must be a YAML mapping"}},
 	}
 	for _, tt := range tests {

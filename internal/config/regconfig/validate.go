@@ -87,7 +87,7 @@ var (
 	tlsVersions   = []string{"tls1.0", "tls1.1", "tls1.2", "tls1.3"}
 	storageClass  = []string{"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE", "OUTPOSTS", "EXPRESS_ONEZONE", "NONE"}
 	objectACLs    = []string{"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write"}
-	signingAlgs   = []string{"EdDSA", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
+	signingAlgs   = []string{"EdDSA", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 	platformModes = []string{"all", "none", "list"}
 )
 
@@ -297,6 +297,10 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 		fileExists("auth.token.rootcertbundle", tk.RootCertBundle)
 		fileExists("auth.token.jwks", tk.JWKS)
 		for i, a := range tk.SigningAlgorithms {
+			if strings.HasPrefix(a, "HS") || strings.EqualFold(a, "none") {
+				add(fmt.Sprintf("auth.token.signingalgorithms.%d", i), fmt.Sprintf("signing algorithm %q is refused: a shared-secret or unsigned token could be forged by anyone who can read the secret", a), "use RS256, ES256 or EdDSA keys, or remove the list")
+				continue
+			}
 			if !slices.Contains(signingAlgs, a) {
 				add(fmt.Sprintf("auth.token.signingalgorithms.%d", i), fmt.Sprintf("signing algorithm %q is unknown", a), "use one of: "+strings.Join(signingAlgs, ", "))
 			}

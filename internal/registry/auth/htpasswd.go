@@ -26,6 +26,7 @@ import (
 type Htpasswd struct {
 	realm string
 	users map[string][]byte // user -> bcrypt hash
+	dummy []byte            // compared against for unknown users, at the file's highest cost
 
 	cacheKey [32]byte
 	mu       sync.Mutex
@@ -45,10 +46,6 @@ const credentialCacheTTL = 5 * time.Minute
 
 // maxCachedUsers bounds the credential cache.
 const maxCachedUsers = 10000
-
-// dummyHash is compared against for unknown users so that a missing user
-// takes as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("gatehouse-no-such-user"), bcrypt.DefaultCost)
 
 // LoadHtpasswd reads an htpasswd file. Lines are "user:hash"; blank lines
 // and lines starting with # are skipped. A hash that is not bcrypt (MD5
@@ -72,7 +69,7 @@ func ParseHtpasswd(realm string, data []byte) (*Htpasswd, error) {
 		return nil, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
+	line, maxCost := 0, bcrypt.MinCost
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -83,17 +80,26 @@ func ParseHtpasswd(realm string, data []byte) (*Htpasswd, error) {
 		if !ok || user == "" {
 			return nil, fmt.Errorf("line %d: want user:bcrypt-hash", line)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("line %d: the hash for user %q is not bcrypt; only bcrypt hashes are accepted (htpasswd -B, or gatehouse hash-password)", line, user)
 		}
 		if _, dup := h.users[user]; dup {
 			return nil, fmt.Errorf("line %d: user %q appears twice", line, user)
 		}
 		h.users[user] = []byte(hash)
+		maxCost = max(maxCost, cost)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
+	// An unknown user must cost as much as a wrong password, so that
+	// timing does not tell which users exist.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("gatehouse-no-such-user"), maxCost)
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = dummy
 	return h, nil
 }
 
@@ -128,7 +134,7 @@ func (h *Htpasswd) check(user, pass string) bool {
 
 	hash, known := h.users[user]
 	if !known {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(pass))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
