@@ -33,7 +33,7 @@ const seedAuthConfig = `server:  # Server settings.
   # TLS certificate and key.
   certificate: "%[2]s"
   key: "%[3]s"
-token:  # Settings for the tokens.
+%[8]stoken:  # Settings for the tokens.
   issuer: "Auth-Service"  # Must match issuer in the Registry config.
   expiration: 900
 ldap_auth:
@@ -65,7 +65,7 @@ const seedACL = `  - match: {"gidNumber": "6000"}
 
 // authServerFiles writes a server certificate and the config, returning
 // the config path and a client trusting the certificate.
-func authServerFiles(t *testing.T, l *testenv.LDAP, addr, acl string) (string, *http.Client) {
+func authServerFiles(t testing.TB, l *testenv.LDAP, addr, acl, extraServer string) (string, *http.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, caKey, err := tlsutil.GenerateCA("auth test CA", time.Hour)
@@ -83,7 +83,7 @@ func authServerFiles(t *testing.T, l *testenv.LDAP, addr, acl string) (string, *
 	if err := tlsutil.WriteKeyPEM(keyFile, key); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(seedAuthConfig, addr, certFile, keyFile, l.TLSAddr, l.BindDN, l.BindPasswordFile, acl)
+	cfg := fmt.Sprintf(seedAuthConfig, addr, certFile, keyFile, l.TLSAddr, l.BindDN, l.BindPasswordFile, acl, extraServer)
 	cfgFile := filepath.Join(dir, "auth_config.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestAuthServerSeedConfig(t *testing.T) {
 	bin := testenv.Gatehouse(t)
 	l := testenv.StartSlapd(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfgFile, client := authServerFiles(t, l, addr, fixedACL)
+	cfgFile, client := authServerFiles(t, l, addr, fixedACL, "")
 	p := testenv.Start(t, nil, bin, "auth-server", cfgFile)
 	p.WaitHTTP(t, "https://"+addr+"/")
 
@@ -237,7 +237,7 @@ func TestAuthServerRefusesSeedACL(t *testing.T) {
 	bin := testenv.Gatehouse(t)
 	l := testenv.StartSlapd(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cfgFile, _ := authServerFiles(t, l, addr, seedACL)
+	cfgFile, _ := authServerFiles(t, l, addr, seedACL, "")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	out, err := testenv.Run(ctx, nil, bin, "auth-server", cfgFile)
@@ -246,5 +246,48 @@ func TestAuthServerRefusesSeedACL(t *testing.T) {
 	}
 	if !strings.Contains(out, "labels") || !strings.Contains(out, "groups") {
 		t.Errorf("the error does not name the fix (match: {labels: {groups: ...}}):\n%s", out)
+	}
+}
+
+// BenchmarkTokenLDAP measures token requests for an LDAP user through
+// gatehouse auth-server with the seed's config (LDAPS): "cold" with the
+// credential cache off (every request searches and binds), "cached" with
+// it on. Run with -cpu 4 for 4 concurrent clients:
+//
+//	go test -tags integration -run XXX -bench TokenLDAP -cpu 4 ./test/ldap/
+func BenchmarkTokenLDAP(b *testing.B) {
+	bin := testenv.Gatehouse(b)
+	l := testenv.StartSlapd(b)
+	for _, bc := range []struct{ name, server string }{
+		{"cold", "  credential_cache_ttl: 0s\n"},
+		{"cached", ""},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+			cfgFile, client := authServerFiles(b, l, addr, fixedACL, bc.server)
+			client.Transport.(*http.Transport).MaxIdleConnsPerHost = 16
+			p := testenv.Start(b, nil, bin, "auth-server", cfgFile)
+			p.WaitHTTP(b, "https://"+addr+"/")
+			url := "https://" + addr + "/auth?service=registry.test&scope=repository:team/app:push,pull"
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, url, nil)
+					req.SetBasicAuth(testenv.LDAPUserOps, l.UserPassword)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
 }
