@@ -150,7 +150,7 @@ func (r *Registry) openData(ctx context.Context, dgst digest.Digest, size int64)
 		}
 		fi, err := f.Stat()
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 		return &fileBlob{f: f, size: fi.Size()}, nil

@@ -165,11 +165,10 @@ func scanRepo(ctx context.Context, reg *Registry, name string) (*repoManifests, 
 		if fi.IsDir() || path.Base(fi.Path()) != "link" {
 			return nil
 		}
-		dg, err := reg.readLink(ctx, fi.Path())
-		if err != nil {
-			return nil // unreadable link: not a manifest we can keep
+		// An unreadable link names no manifest we could keep.
+		if dg, err := reg.readLink(ctx, fi.Path()); err == nil {
+			rm.revisions = append(rm.revisions, dg)
 		}
-		rm.revisions = append(rm.revisions, dg)
 		return nil
 	})
 	if err != nil && !driver.IsNotFound(err) {

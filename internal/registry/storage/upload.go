@@ -121,10 +121,11 @@ func (u *Upload) load(ctx context.Context) error {
 		return err
 	}
 	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
-		return nil // not ours (registry:2 keeps another format): re-hash
+	// A state that is not ours (registry:2 keeps another format) leaves
+	// u.h nil: the data is re-hashed when needed.
+	if h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state) == nil {
+		u.h = h
 	}
-	u.h = h
 	return nil
 }
 
@@ -144,7 +145,7 @@ func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
 	n, err := io.CopyBuffer(h, io.LimitReader(rc, size), *buf)

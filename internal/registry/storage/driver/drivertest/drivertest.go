@@ -378,7 +378,7 @@ func testReaderOffset(t *testing.T, d driver.Driver) {
 			t.Fatalf("Reader at %d: %v", off, err)
 		}
 		got, err := io.ReadAll(r)
-		r.Close()
+		_ = r.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +463,7 @@ func testLarge(t *testing.T, d driver.Driver, cfg config) {
 		if i%16 == 0 {
 			peak = max(peak, heapInuse())
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) {
 			break
 		}
 	}
@@ -478,7 +478,7 @@ func testLarge(t *testing.T, d driver.Driver, cfg config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	check := &patternReader{left: 10 << 20, off: LargeFileSize - (10 << 20)}
 	want := make([]byte, len(buf))
 	var read int64
@@ -493,7 +493,7 @@ func testLarge(t *testing.T, d driver.Driver, cfg config) {
 			}
 			read += int64(n)
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			break
 		}
 		if rerr != nil {

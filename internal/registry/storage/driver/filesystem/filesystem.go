@@ -24,6 +24,13 @@ const Name = "filesystem"
 // DefaultRootDirectory is distribution's default rootdirectory.
 const DefaultRootDirectory = "/var/lib/registry"
 
+// Permissions of what the driver creates: readable by the registry's group
+// (backups, a registry:2 sharing the data), never by everyone.
+const (
+	dirPerm  = 0o750
+	filePerm = 0o640
+)
+
 // tmpPrefix starts the names of temporary files; listings skip them.
 const tmpPrefix = ".gatehouse-tmp-"
 
@@ -52,7 +59,7 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filesystem: root directory %q: %w", root, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, dirPerm); err != nil {
 		return nil, fmt.Errorf("filesystem: create root directory: %w", err)
 	}
 	return &Driver{root: abs, durable: opts.Durable}, nil
@@ -148,7 +155,7 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if err := tmp.Close(); err != nil {
 		return d.wrap(p, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), filePerm); err != nil { //nolint:gosec // group-readable on purpose, see filePerm
 		return d.wrap(p, err)
 	}
 	if err := os.Rename(tmp.Name(), fp); err != nil {
@@ -168,12 +175,12 @@ func (d *Driver) mkdirAll(dir string) error {
 		return nil
 	}
 	if dir == d.root || len(dir) < len(d.root) {
-		return os.MkdirAll(dir, 0o755)
+		return os.MkdirAll(dir, dirPerm)
 	}
 	if err := d.mkdirAll(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return d.syncDir(filepath.Dir(dir))
@@ -188,7 +195,7 @@ func (d *Driver) syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("filesystem: sync directory: %w", stripRoot(err, d.root))
 	}
@@ -206,19 +213,19 @@ func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadClo
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, d.wrap(p, err)
 	}
 	if fi.IsDir() {
-		f.Close()
+		_ = f.Close()
 		return nil, &driver.PathNotFoundError{Path: p, Driver: Name}
 	}
 	if offset < 0 || offset > fi.Size() {
-		f.Close()
+		_ = f.Close()
 		return nil, &driver.InvalidOffsetError{Path: p, Offset: offset, Driver: Name}
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, d.wrap(p, err)
 	}
 	return f, nil
@@ -243,7 +250,7 @@ func (d *Driver) LocalFile(p string) (*os.File, error) {
 		return nil, err
 	}
 	if fi, err := f.Stat(); err != nil || fi.IsDir() {
-		f.Close()
+		_ = f.Close()
 		return nil, &driver.PathNotFoundError{Path: p, Driver: Name}
 	}
 	return f, nil
@@ -268,13 +275,13 @@ func (d *Driver) Writer(ctx context.Context, p string, appendTo bool) (driver.Fi
 	if !appendTo {
 		flags |= os.O_TRUNC
 	}
-	f, err := os.OpenFile(fp, flags, 0o644)
+	f, err := os.OpenFile(fp, flags, filePerm) //nolint:gosec // group-readable on purpose, see filePerm
 	if err != nil {
 		return nil, d.wrap(p, err)
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, d.wrap(p, err)
 	}
 	return &fileWriter{d: d, p: p, f: f, size: size}, nil
