@@ -35,12 +35,6 @@ type silentExit struct{ code int }
 
 func (e silentExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-var errNotImplemented = errors.New("not implemented yet")
-
-func notImplemented(cmd *cobra.Command, _ []string) error {
-	return fail(exitUsage, fmt.Errorf("%s: %w", cmd.CommandPath(), errNotImplemented))
-}
-
 // Main runs gatehouse with args and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
