@@ -49,6 +49,10 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// smallRequestTimeout bounds reading and answering requests that carry no
+// blob data (manifests, tags, catalog, referrers).
+const smallRequestTimeout = time.Minute
+
 // DefaultMaxManifestSize is the largest manifest accepted by default; the
 // spec asks registries to accept at least 4 MiB.
 const DefaultMaxManifestSize = 4 << 20
@@ -189,6 +193,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 	if h.opts.ReadOnly && isWrite(r.Method) {
 		return readOnlyError(nil)
 	}
+	// Everything but blob bytes is small: a client that trickles it is cut
+	// off. Blob transfers take as long as they need. The deadline is set
+	// (or cleared) on every request, because a connection's write deadline
+	// outlives the request on a kept-alive connection.
+	var deadline time.Time
+	if rt.Kind != routeBlob && rt.Kind != routeUpload && rt.Kind != routeUploadStart {
+		deadline = time.Now().Add(smallRequestTimeout)
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline)
+	_ = rc.SetWriteDeadline(deadline)
 	return fn(w, r)
 }
 
