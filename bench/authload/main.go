@@ -116,7 +116,7 @@ func load(client *http.Client, target, user, pass string, clients int, d time.Du
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				statuses[resp.StatusCode]++
 				if resp.StatusCode == http.StatusOK {
 					lat = append(lat, time.Since(t0))
@@ -148,10 +148,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func report(out io.Writer, r result) {
 	slices.Sort(r.latencies)
 	ok := len(r.latencies)
-	fmt.Fprintf(out, "requests ok: %d in %.2fs, %.0f req/s\n", ok, r.elapsed.Seconds(), float64(ok)/r.elapsed.Seconds())
-	fmt.Fprintf(out, "latency p50 %.2fms  p99 %.2fms  max %.2fms\n",
+	_, _ = fmt.Fprintf(out, "requests ok: %d in %.2fs, %.0f req/s\n", ok, r.elapsed.Seconds(), float64(ok)/r.elapsed.Seconds())
+	_, _ = fmt.Fprintf(out, "latency p50 %.2fms  p99 %.2fms  max %.2fms\n",
 		ms(percentile(r.latencies, .50)), ms(percentile(r.latencies, .99)), ms(percentile(r.latencies, 1)))
-	fmt.Fprintf(out, "status codes: %v  transport errors: %d\n", r.statuses, r.errors)
+	_, _ = fmt.Fprintf(out, "status codes: %v  transport errors: %d\n", r.statuses, r.errors)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

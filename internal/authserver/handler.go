@@ -80,8 +80,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	p := r.URL.Path
 	prefix := strings.TrimSuffix(c.PathPrefix, "/")
-	switch {
-	case p == prefix+"/auth" || p == prefix+"/auth/token":
+	switch p {
+	case prefix + "/auth", prefix + "/auth/token":
 		info.endpoint = "token"
 		s.serveToken(w, r, c, info, log)
 	default:
@@ -137,11 +137,11 @@ func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p 
 	case "/":
 		info.endpoint = "index"
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html>\n<title>%[1]s</title>\n<h1>%[1]s</h1>\n<p>Docker registry token server. Tokens: <code>%[2]s/auth</code>.</p>\n",
+		_, _ = fmt.Fprintf(w, "<!doctype html>\n<title>%[1]s</title>\n<h1>%[1]s</h1>\n<p>Docker registry token server. Tokens: <code>%[2]s/auth</code>.</p>\n",
 			html.EscapeString(c.Issuer), html.EscapeString(strings.TrimSuffix(c.PathPrefix, "/")))
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	case "/readyz":
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -164,10 +164,10 @@ func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p 
 		if len(problems) > 0 {
 			info.outcome = "unavailable"
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, strings.Join(problems, "\n"))
+			_, _ = fmt.Fprintln(w, strings.Join(problems, "\n"))
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		_, _ = fmt.Fprintln(w, "ready")
 	case "/metrics":
 		s.metrics.handler.ServeHTTP(w, r)
 	case "/.well-known/jwks.json":
@@ -217,7 +217,7 @@ func (e *httpError) write(w http.ResponseWriter, issuer string, oauthStyle bool)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
-	fmt.Fprintln(w, e.msg)
+	_, _ = fmt.Fprintln(w, e.msg)
 }
 
 func badRequest(oauth, format string, args ...any) *httpError {

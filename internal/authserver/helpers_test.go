@@ -38,7 +38,6 @@ type fakeAuthn struct {
 	calls  atomic.Int64
 	closed atomic.Bool
 	ready  error
-	lookup bool // implement LabelLookup through users/labels
 }
 
 func (f *fakeAuthn) Authenticate(ctx context.Context, account string, password secret.Secret) (authn.Labels, error) {
@@ -296,11 +295,6 @@ func (f *fixture) decode(rec *httptest.ResponseRecorder) decoded {
 	}
 	d.claims = c
 	return d
-}
-
-func readAll(r io.Reader) string {
-	b, _ := io.ReadAll(r)
-	return string(b)
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

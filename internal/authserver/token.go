@@ -187,7 +187,7 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 			return internalError(fmt.Errorf("refresh token: %w", err))
 		}
 	}
-	body, err := json.Marshal(tokenResponse{
+	body, err := json.Marshal(tokenResponse{ //nolint:gosec // G117: this response exists to carry the token
 		Token:        jwt,
 		AccessToken:  jwt,
 		ExpiresIn:    int64(c.Expiration / time.Second),

@@ -47,7 +47,7 @@ func authPrintProblems(stderr io.Writer, file string, err error) error {
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
-			fmt.Fprintln(stderr, p.String())
+			_, _ = fmt.Fprintln(stderr, p.String())
 		}
 		return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not starting", file, len(ps)))
 	}
@@ -121,7 +121,7 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 		_ = chain.Close()
 		return fail(exitFailure, err)
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	var certs *tlsutil.Reloader
 	scfg := server.Config{Name: "auth", Network: cfg.Server.Net, Addr: cfg.Server.Addr, Handler: srv, Logger: log}

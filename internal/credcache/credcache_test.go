@@ -61,7 +61,7 @@ func TestCacheReturnsCopies(t *testing.T) {
 }
 
 func TestCacheDisabledAndPurge(t *testing.T) {
-	var off *Cache = New(0, 0)
+	off := New(0, 0)
 	off.Put("a", "p", Entry{})
 	if _, ok := off.Get("a", "p"); ok {
 		t.Fatal("disabled cache returned a hit")

@@ -29,7 +29,7 @@ func statFile(path string) fileState {
 	if err != nil {
 		return fileState{}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return fileState{}

@@ -176,7 +176,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("drain timeout reached; closing remaining connections", "err", err)
 		_ = s.hs.Close()
 	}
-	<-errc
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("serve", "err", err)
+	}
 	s.log.Info("stopped")
 	return nil
 }

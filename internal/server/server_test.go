@@ -106,7 +106,8 @@ func TestRunServesAndDrains(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if _, err := client.Get(s.URL() + "/"); err == nil {
+			if resp, err := client.Get(s.URL() + "/"); err == nil {
+				resp.Body.Close()
 				t.Fatal("server still answers after shutdown")
 			}
 		})

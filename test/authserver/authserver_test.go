@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -124,7 +125,14 @@ type tokenResp struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-func (e *env) get(t *testing.T, query, user, pass string) (*http.Response, []byte) {
+// result is a response already read and closed.
+type result struct {
+	StatusCode int
+	Header     http.Header
+	TLS        *tls.ConnectionState
+}
+
+func (e *env) get(t *testing.T, query, user, pass string) (result, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, e.base+"/auth?"+query, nil)
 	if err != nil {
@@ -136,7 +144,7 @@ func (e *env) get(t *testing.T, query, user, pass string) (*http.Response, []byt
 	return e.do(t, req)
 }
 
-func (e *env) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+func (e *env) do(t *testing.T, req *http.Request) (result, []byte) {
 	t.Helper()
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -147,7 +155,7 @@ func (e *env) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, b
+	return result{StatusCode: resp.StatusCode, Header: resp.Header, TLS: resp.TLS}, b
 }
 
 func (e *env) verify(t *testing.T, body []byte) (*token.Claims, tokenResp) {
@@ -323,7 +331,7 @@ func TestBadConfigExitsWithEveryProblem(t *testing.T) {
 	}
 	out, err := exec.Command(bin, "auth-server", file).CombinedOutput()
 	var ee *exec.ExitError
-	if !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("err %v, want exit 1; output:\n%s", err, out)
 	}
 	for _, want := range []string{`"server.adr"`, "gidNumber", "token.expiration"} {
@@ -331,12 +339,4 @@ func TestBadConfigExitsWithEveryProblem(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
