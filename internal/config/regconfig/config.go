@@ -255,6 +255,11 @@ type TokenAuth struct {
 	AutoRedirect      bool     `yaml:"autoredirect"`
 	AutoRedirectPath  string   `yaml:"autoredirectpath"` // default /auth/token/
 	SigningAlgorithms []string `yaml:"signingalgorithms"`
+	// AnonymousMount (Gatehouse extension) lets POST ?mount=<digest>
+	// without from= link a blob from any repository. Off by default under
+	// token auth: it would let anyone who knows a digest read a blob from a
+	// repository they cannot pull.
+	AnonymousMount bool `yaml:"anonymousmount"`
 }
 
 // HtpasswdAuth checks Basic credentials against an htpasswd file (bcrypt only).

@@ -36,6 +36,11 @@ type Options struct {
 	Delete bool
 	// ReadOnly refuses every write with 405 UNSUPPORTED.
 	ReadOnly bool
+	// AnonymousMount allows ?mount= without from=: the blob is linked from
+	// wherever it is stored. Safe only where every user may read every
+	// repository (no auth, htpasswd); otherwise a start of an upload is
+	// answered instead, as the spec allows.
+	AnonymousMount bool
 	// MaxTags and MaxEntries cap tags/list and _catalog pages.
 	MaxTags, MaxEntries int
 	// MaxManifestSize bounds a manifest PUT body (default 4 MiB).

@@ -139,6 +139,7 @@ func NewApp(cfg *regconfig.Config, log *slog.Logger) (*App, error) {
 		Headers:         cfg.HTTP.Headers,
 		Delete:          cfg.Storage.Delete.Enabled,
 		ReadOnly:        cfg.ReadOnly(),
+		AnonymousMount:  cfg.Auth.Token == nil || cfg.Auth.Token.AnonymousMount,
 		MaxTags:         cfg.Tags.MaxTags,
 		MaxEntries:      cfg.Catalog.MaxEntries,
 		DisableRedirect: cfg.Storage.Redirect.Disable,

@@ -228,7 +228,7 @@ func TestBlobRanges(t *testing.T) {
 }
 
 func TestMount(t *testing.T) {
-	h := newTestHandler(t, nil)
+	h := newTestHandler(t, func(o *Options) { o.AnonymousMount = true })
 	d := pushBlob(t, h, "src", []byte("shared"))
 	tests := []struct {
 		name, query string
@@ -247,6 +247,23 @@ func TestMount(t *testing.T) {
 				t.Errorf("got %d %s, want %d", r.Status, r.Body, tt.status)
 			}
 		})
+	}
+}
+
+// Without AnonymousMount (token auth's default) a mount without from starts
+// an upload instead: knowing a digest must not be enough to read a blob.
+func TestAnonymousMountOff(t *testing.T) {
+	h := newTestHandler(t, nil)
+	d := pushBlob(t, h, "private", []byte("secret layer"))
+	r := do(t, h, "POST", "/v2/mine/blobs/uploads/?mount="+d.String(), nil)
+	if r.Status != 202 {
+		t.Fatalf("anonymous mount with the option off: got %d %s, want 202 (an upload)", r.Status, r.Body)
+	}
+	if r := do(t, h, "HEAD", "/v2/mine/blobs/"+d.String(), nil); r.Status != 404 {
+		t.Fatalf("blob visible in the target repository after a refused mount: %d", r.Status)
+	}
+	if r := do(t, h, "POST", "/v2/mine/blobs/uploads/?mount="+d.String()+"&from=private", nil); r.Status != 201 {
+		t.Fatalf("mount with from: got %d, want 201", r.Status)
 	}
 }
 

@@ -113,6 +113,9 @@ func (h *Handler) tryMount(r *http.Request, repo *storage.Repository, mount, fro
 		return storage.Descriptor{}, false, nil
 	}
 	var src *storage.Repository
+	if from == "" && !h.opts.AnonymousMount {
+		return storage.Descriptor{}, false, nil
+	}
 	if from != "" {
 		if src = h.sourceRepo(from); src == nil {
 			return storage.Descriptor{}, false, nil
