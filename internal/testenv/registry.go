@@ -70,3 +70,100 @@ func StartRegistryTLS(t testing.TB, cert, key string) *Registry {
 	p.WaitTCP(t, addr)
 	return &Registry{Process: p, Addr: addr, Root: root, Config: path}
 }
+
+// Programs of the reference registries StartDistribution runs.
+const (
+	// Registry2 is Debian's docker-registry package: distribution 2.8.2.
+	Registry2 = "docker-registry"
+	// Registry3 is distribution v3.1.2, installed by scripts/install-deps.sh.
+	Registry3 = "registry-v3"
+)
+
+// TokenAuth is the auth.token section of a distribution config.yml.
+type TokenAuth struct {
+	Realm          string
+	Service        string
+	Issuer         string
+	RootCertBundle string // path; may be empty when JWKS is set (v3 only)
+	JWKS           string // path of a JSON Web Key Set file; registry v3 only
+}
+
+// DistributionOptions configure a reference registry started by
+// StartDistribution.
+type DistributionOptions struct {
+	// Program is Registry2 or Registry3.
+	Program string
+	// Root is the filesystem storage root; a new temp dir when empty.
+	// Two registries (Gatehouse's and a reference one) may share it.
+	Root string
+	// Addr is host:port to listen on; a free port on 127.0.0.1 when empty.
+	Addr string
+	// TLSCert and TLSKey turn on HTTPS when both are set.
+	TLSCert, TLSKey string
+	// Token turns on token authentication.
+	Token *TokenAuth
+}
+
+// Distribution is a reference registry (docker-registry 2.8.2 or
+// registry v3) started for a test.
+type Distribution struct {
+	*Process
+	Program string
+	Addr    string // host:port
+	Root    string // filesystem storage root
+	Config  string // path of the generated config.yml
+	TLS     bool
+}
+
+// URL returns the registry's base URL (https when TLS is on).
+func (d *Distribution) URL() string {
+	if d.TLS {
+		return "https://" + d.Addr
+	}
+	return "http://" + d.Addr
+}
+
+// StartDistribution writes a config.yml for a reference registry, starts
+// it with delete enabled and filesystem storage, and waits until /v2/
+// answers. Registry v3 runs with OTEL_TRACES_EXPORTER=none so that it does
+// not try to export traces.
+func StartDistribution(t testing.TB, opts DistributionOptions) *Distribution {
+	t.Helper()
+	if opts.Program != Registry2 && opts.Program != Registry3 {
+		t.Fatalf("StartDistribution: program %q is neither %s nor %s", opts.Program, Registry2, Registry3)
+	}
+	bin := Tool(t, opts.Program)
+	dir := t.TempDir()
+	d := &Distribution{Program: opts.Program, Addr: opts.Addr, Root: opts.Root, Config: filepath.Join(dir, "config.yml")}
+	if d.Root == "" {
+		d.Root = filepath.Join(dir, "data")
+	}
+	if d.Addr == "" {
+		d.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 0.1\nlog:\n  level: info\n  formatter: text\n")
+	fmt.Fprintf(&b, "storage:\n  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n", d.Root)
+	fmt.Fprintf(&b, "  maintenance:\n    uploadpurging:\n      enabled: false\n")
+	fmt.Fprintf(&b, "http:\n  addr: %q\n", d.Addr)
+	if opts.TLSCert != "" && opts.TLSKey != "" {
+		d.TLS = true
+		fmt.Fprintf(&b, "  tls:\n    certificate: %q\n    key: %q\n", opts.TLSCert, opts.TLSKey)
+	}
+	if a := opts.Token; a != nil {
+		fmt.Fprintf(&b, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n", a.Realm, a.Service, a.Issuer)
+		if a.RootCertBundle != "" {
+			fmt.Fprintf(&b, "    rootcertbundle: %q\n", a.RootCertBundle)
+		}
+		if a.JWKS != "" {
+			fmt.Fprintf(&b, "    jwks: %q\n", a.JWKS)
+		}
+	}
+	if err := os.WriteFile(d.Config, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"OTEL_TRACES_EXPORTER=none"}
+	d.Process = Start(t, env, bin, "serve", d.Config)
+	d.WaitHTTP(t, d.URL()+"/v2/")
+	return d
+}
