@@ -2,10 +2,14 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Registry is a `gatehouse registry serve` started for a test.
@@ -166,4 +170,79 @@ func StartDistribution(t testing.TB, opts DistributionOptions) *Distribution {
 	d.Process = Start(t, env, bin, "serve", d.Config)
 	d.WaitHTTP(t, d.URL()+"/v2/")
 	return d
+}
+
+// AuthServerOptions configure a `gatehouse auth-server` started by
+// StartAuthServer.
+type AuthServerOptions struct {
+	// Addr is host:port to listen on; a free port on 127.0.0.1 when empty.
+	Addr string
+	// Cert and Key are the TLS certificate (chain) and key; they also sign
+	// tokens. Required.
+	Cert, Key string
+	// Issuer is token.issuer; Expiration token.expiration in seconds
+	// (900 when 0).
+	Issuer     string
+	Expiration int
+	// NoX5C sets token.x5c: false; DisableLegacyKeyID sets
+	// token.disable_legacy_key_id: true.
+	NoX5C, DisableLegacyKeyID bool
+	// Users maps account names to plain passwords, hashed here with bcrypt
+	// (cost 10, as an operator would).
+	Users map[string]string
+	// ACL is the YAML list under acl:, indented by two spaces.
+	ACL string
+}
+
+// AuthServer is a `gatehouse auth-server` started for a test.
+type AuthServer struct {
+	*Process
+	Addr   string
+	Config string
+}
+
+// Realm returns the token endpoint's URL with host "localhost" (crane
+// refuses a realm on a loopback IP literal): https://localhost:PORT/auth.
+func (a *AuthServer) Realm() string {
+	_, port, _ := net.SplitHostPort(a.Addr)
+	return "https://localhost:" + port + "/auth"
+}
+
+// StartAuthServer writes an auth_config.yml and runs `gatehouse auth-server
+// --log-format json` with it over TLS, waiting until it accepts connections.
+func StartAuthServer(t testing.TB, opts AuthServerOptions) *AuthServer {
+	t.Helper()
+	bin := Gatehouse(t)
+	dir := t.TempDir()
+	a := &AuthServer{Addr: opts.Addr, Config: filepath.Join(dir, "auth_config.yml")}
+	if a.Addr == "" {
+		a.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	}
+	if opts.Expiration == 0 {
+		opts.Expiration = 900
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "server:\n  addr: %q\n  certificate: %q\n  key: %q\n", a.Addr, opts.Cert, opts.Key)
+	fmt.Fprintf(&b, "token:\n  issuer: %q\n  expiration: %d\n  x5c: %t\n  disable_legacy_key_id: %t\n",
+		opts.Issuer, opts.Expiration, !opts.NoX5C, opts.DisableLegacyKeyID)
+	b.WriteString("users:\n")
+	names := make([]string, 0, len(opts.Users))
+	for name := range opts.Users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		h, err := bcrypt.GenerateFromPassword([]byte(opts.Users[name]), bcrypt.DefaultCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  %q:\n    password: %q\n", name, h)
+	}
+	b.WriteString("acl:\n" + opts.ACL)
+	if err := os.WriteFile(a.Config, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Process = Start(t, nil, bin, "auth-server", "--log-format", "json", a.Config)
+	a.WaitTCP(t, a.Addr)
+	return a
 }
