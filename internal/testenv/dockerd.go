@@ -55,6 +55,11 @@ func StartDockerd(t testing.TB) *Dockerd {
 	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// dockerd 20.10 writes its identity key to /etc/docker/key.json (not
+	// configurable); remove it afterwards unless it was there before.
+	if _, err := os.Stat(dockerKeyFile); os.IsNotExist(err) {
+		t.Cleanup(func() { _ = os.Remove(dockerKeyFile) })
+	}
 	sock := filepath.Join(dir, "docker.sock")
 	p := Start(t, nil, dockerd,
 		"--config-file", daemonJSON,
@@ -180,6 +185,8 @@ func MapHostIPv6Loopback(t testing.TB, name string) {
 	}
 }
 
+const dockerKeyFile = "/etc/docker/key.json"
+
 // DockerCertsDir is where the Docker engine looks for a registry's CA.
 const DockerCertsDir = "/etc/docker/certs.d"
 
@@ -192,12 +199,17 @@ func TrustRegistryCA(t testing.TB, hostPort string, caPEM []byte) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatalf("%s exists already: another test uses %s", dir, hostPort)
 	}
+	_, err := os.Stat(DockerCertsDir)
+	createdCertsDir := os.IsNotExist(err)
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // read by the engine and the CLI
 		t.Fatalf("trust CA for %s (needs root): %v", hostPort, err)
 	}
 	t.Cleanup(func() {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("remove %s: %v", dir, err)
+		}
+		if createdCertsDir {
+			_ = os.Remove(DockerCertsDir) // only if empty: other tests may use it
 		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), caPEM, 0o644); err != nil { //nolint:gosec // a public certificate
