@@ -1,0 +1,487 @@
+// Command registrybench measures Gatehouse's registry beside the reference
+// registries on this machine, in one run: it starts each on loopback with
+// filesystem storage in a temp dir, runs the same workload against each
+// (push of a generated blob monolithic and in chunks, pull, manifest GET
+// under load, tags list of a large repository, peak memory), measures the
+// machine's durable write rate with dd, and prints a table with the
+// performance targets marked met or missed.
+//
+//	go run ./bench/registrybench                      # full run: 1 GiB, 10,000 tags, 4 GiB RSS push
+//	go run ./bench/registrybench -size 256MiB -tags 1000 -rss-size 0 -d 5s
+//
+// Every process it starts is stopped, and its temp dir removed, before it
+// exits (also on Ctrl-C).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/bench/internal/benchenv"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "registrybench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	size, chunk, rssSize int64
+	tags, clients        int
+	getDuration          time.Duration
+	registries           []string
+	gatehouse            string
+	dir                  string
+	timeout              time.Duration
+}
+
+// Registry keys accepted by -registries, in the order they run.
+const (
+	keyGatehouse   = "gatehouse"
+	keyNonDurable  = "gatehouse-nondurable"
+	keyV3          = "v3"
+	keyV2          = "v2"
+	repoName       = "bench/app"
+	serviceName    = "gatehouse-bench"
+	issuerName     = "gatehouse-bench-issuer"
+	seedMonolithic = 1
+	seedChunked    = 2
+	seedRSS        = 3
+)
+
+var allKeys = []string{keyGatehouse, keyNonDurable, keyV3, keyV2}
+
+var titles = map[string]string{
+	keyGatehouse:  "Gatehouse (durable)",
+	keyNonDurable: "Gatehouse (durable: false)",
+	keyV3:         "registry v3.1.2",
+	keyV2:         "docker-registry 2.8.2",
+}
+
+func parseFlags(args []string, errOut io.Writer) (options, error) {
+	fs := flag.NewFlagSet("registrybench", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	var o options
+	size := fs.String("size", "1GiB", "blob size for push and pull (suffix KiB, MiB, GiB; at most 16GiB)")
+	chunk := fs.String("chunk", "16MiB", "PATCH chunk size of the chunked push")
+	rss := fs.String("rss-size", "4GiB", "blob pushed to a fresh Gatehouse to measure peak RSS; 0 skips it")
+	fs.IntVar(&o.tags, "tags", 10_000, "tags in the repository whose tags list is timed; 0 skips it")
+	fs.IntVar(&o.clients, "clients", 32, "concurrent clients of the manifest GET load")
+	fs.DurationVar(&o.getDuration, "d", 10*time.Second, "duration of the manifest GET load (at most 2m)")
+	regs := fs.String("registries", strings.Join(allKeys, ","), "registries to measure, in this order")
+	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
+	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
+	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if o.size, err = parseSize(*size); err != nil || o.size < 1<<20 || o.size > 16<<30 {
+		return o, fmt.Errorf("-size %q: want 1MiB..16GiB", *size)
+	}
+	if o.chunk, err = parseSize(*chunk); err != nil || o.chunk < 64<<10 || o.chunk > 1<<30 {
+		return o, fmt.Errorf("-chunk %q: want 64KiB..1GiB", *chunk)
+	}
+	if o.rssSize, err = parseSize(*rss); err != nil || o.rssSize < 0 || o.rssSize > 64<<30 {
+		return o, fmt.Errorf("-rss-size %q: want 0..64GiB", *rss)
+	}
+	if o.tags < 0 || o.tags > 100_000 {
+		return o, errors.New("-tags must be 0..100000")
+	}
+	if o.clients < 1 || o.clients > 256 {
+		return o, errors.New("-clients must be 1..256")
+	}
+	if o.getDuration <= 0 || o.getDuration > 2*time.Minute {
+		return o, errors.New("-d must be in (0, 2m]")
+	}
+	if o.timeout <= 0 {
+		return o, errors.New("-timeout must be positive")
+	}
+	for _, k := range strings.Split(*regs, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(allKeys, k) {
+			return o, fmt.Errorf("-registries: unknown %q (known: %s)", k, strings.Join(allKeys, ", "))
+		}
+		if !slices.Contains(o.registries, k) {
+			o.registries = append(o.registries, k)
+		}
+	}
+	return o, nil
+}
+
+// parseSize reads "1GiB", "256MiB", "64KiB", "1G", "512M" or a byte count.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	if n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q out of range", s)
+	}
+	return n * mult, nil
+}
+
+// result holds one registry's figures; zero values were not measured.
+type result struct {
+	pushMono, pushChunked, pull float64 // MB/s
+	get                         loadResult
+	tagsCount                   int
+	tagsList, tagsSetup         time.Duration
+	rssPush, rssPeak            int64
+	err                         error
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	tmp, err := os.MkdirTemp(o.dir, "registrybench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	env := &bench{o: o, tmp: tmp, out: out, results: map[string]*result{}}
+	defer env.stopAll()
+	return env.run(ctx)
+}
+
+// bench is one run.
+type bench struct {
+	o        options
+	tmp      string
+	out      io.Writer
+	gate     string
+	auth     *benchenv.AuthServer
+	procs    []*benchenv.Process
+	results  map[string]*result
+	ddRate   float64
+	rss      int64
+	rssRate  float64
+	rssErr   error
+	loadAvgs []string
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func (b *bench) stopAll() {
+	for _, p := range b.procs {
+		p.Stop()
+	}
+	b.procs = nil
+}
+
+func (b *bench) noteLoad(when string) {
+	b.loadAvgs = append(b.loadAvgs, when+": "+benchenv.LoadAvg())
+}
+
+func (b *bench) run(ctx context.Context) error {
+	b.noteLoad("start")
+	b.gate = b.o.gatehouse
+	if b.gate == "" {
+		b.logf("building gatehouse")
+		bin, err := benchenv.BuildGatehouse(ctx, filepath.Join(b.tmp, "bin"))
+		if err != nil {
+			return err
+		}
+		b.gate = bin
+	}
+	tools := map[string]string{}
+	for _, k := range b.o.registries {
+		prog := map[string]string{keyV3: "registry-v3", keyV2: "docker-registry"}[k]
+		if prog == "" {
+			continue
+		}
+		p, err := benchenv.Tool(prog)
+		if err != nil {
+			return fmt.Errorf("%w (or leave %s out of -registries)", err, k)
+		}
+		tools[k] = p
+	}
+	b.logf("digests of the generated blobs")
+	digests := map[uint64]string{
+		seedMonolithic: genDigest(seedMonolithic, b.o.size),
+		seedChunked:    genDigest(seedChunked, b.o.size),
+	}
+
+	b.logf("dd conv=fdatasync of %s", benchenv.MiB(b.o.size))
+	rate, err := ddRate(ctx, b.tmp, b.o.size)
+	if err != nil {
+		return err
+	}
+	b.ddRate = rate
+
+	certs := filepath.Join(b.tmp, "certs")
+	if err := benchenv.Certs(ctx, b.gate, certs); err != nil {
+		return err
+	}
+	b.auth, err = benchenv.StartAuthServer(ctx, b.gate, benchenv.AuthOptions{Dir: certs, Name: "registrybench", Issuer: issuerName})
+	if err != nil {
+		return err
+	}
+	b.procs = append(b.procs, b.auth.Process)
+
+	for _, k := range b.o.registries {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r := &result{}
+		b.results[k] = r
+		r.err = b.measure(ctx, k, tools[k], digests, r)
+		if r.err != nil {
+			b.logf("%s: %v", titles[k], r.err)
+		}
+		b.noteLoad("after " + titles[k])
+	}
+	if b.o.rssSize > 0 && slices.Contains(b.o.registries, keyGatehouse) && ctx.Err() == nil {
+		b.rssErr = b.measureRSS(ctx)
+		b.noteLoad("after the RSS push")
+	}
+	b.report()
+	var failed []string
+	for _, k := range b.o.registries {
+		if r := b.results[k]; r.err != nil {
+			failed = append(failed, titles[k])
+		}
+	}
+	if b.rssErr != nil {
+		failed = append(failed, "the RSS push")
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}
+
+// started is a registry process and how to reach it.
+type started struct {
+	proc *benchenv.Process
+	t    *target
+	dir  string
+}
+
+func (s *started) stop() {
+	s.proc.Stop()
+	_ = os.RemoveAll(s.dir)
+}
+
+func (b *bench) start(ctx context.Context, key, tool, name string) (*started, error) {
+	dir := filepath.Join(b.tmp, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	port, err := benchenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := filepath.Join(dir, "config.yml")
+	root := filepath.Join(dir, "data")
+	var (
+		prog  string
+		args  []string
+		env   []string
+		token string
+	)
+	switch key {
+	case keyGatehouse, keyNonDurable:
+		durable := ""
+		if key == keyNonDurable {
+			durable = "    durable: false\n"
+		}
+		y := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %q
+%s  delete:
+    enabled: true
+http:
+  addr: %q
+auth:
+  token:
+    realm: %q
+    service: %q
+    issuer: %q
+    rootcertbundle: %q
+`, root, durable, addr, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
+		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+			return nil, err
+		}
+		prog, args = b.gate, []string{"registry", "serve", cfg}
+		token, err = b.auth.Token(ctx, serviceName, "repository:"+repoName+":pull,push")
+		if err != nil {
+			return nil, err
+		}
+	default:
+		y := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: %q
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %q
+`, root, addr)
+		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+			return nil, err
+		}
+		prog, args, env = tool, []string{"serve", cfg}, []string{"OTEL_TRACES_EXPORTER=none"}
+	}
+	p, err := benchenv.Start(titles[key], filepath.Join(dir, "registry.log"), env, prog, args...)
+	if err != nil {
+		return nil, err
+	}
+	s := &started{proc: p, dir: dir, t: &target{base: "http://" + addr, repo: repoName, token: token, hc: newClient(4)}}
+	if err := p.WaitHTTP(ctx, s.t.base+"/v2/", 30*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+
+// measure runs the workload against one registry.
+func (b *bench) measure(ctx context.Context, key, tool string, digests map[uint64]string, r *result) error {
+	b.logf("%s: starting", titles[key])
+	s, err := b.start(ctx, key, tool, "reg-"+key)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	t := s.t
+	size := b.o.size
+
+	b.logf("%s: monolithic push of %s", titles[key], benchenv.MiB(size))
+	d, err := t.pushMonolithic(ctx, seedMonolithic, size, digests[seedMonolithic])
+	if err != nil {
+		return fmt.Errorf("monolithic push: %w", err)
+	}
+	r.pushMono = mbps(size, d)
+
+	b.logf("%s: chunked push (%s chunks)", titles[key], benchenv.MiB(b.o.chunk))
+	d, err = t.pushChunked(ctx, seedChunked, size, b.o.chunk, digests[seedChunked])
+	if err != nil {
+		return fmt.Errorf("chunked push: %w", err)
+	}
+	r.pushChunked = mbps(size, d)
+	if r.rssPush, err = s.proc.PeakRSS(); err != nil {
+		return err
+	}
+
+	b.logf("%s: pull", titles[key])
+	d, err = t.pull(ctx, digests[seedMonolithic], size)
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	r.pull = mbps(size, d)
+
+	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	cfgDigest, err := t.pushSmallBlob(ctx, cfgBlob)
+	if err != nil {
+		return err
+	}
+	m := manifest(cfgDigest, len(cfgBlob), digests[seedMonolithic], size)
+	if err := t.putManifest(ctx, "latest", m); err != nil {
+		return err
+	}
+	b.logf("%s: manifest GET, %d clients, %s", titles[key], b.o.clients, b.o.getDuration)
+	r.get = t.manifestLoad(ctx, "latest", b.o.clients, b.o.getDuration)
+	if r.get.ok == 0 {
+		return fmt.Errorf("manifest GET: no successful request (%d failed)", r.get.failed)
+	}
+
+	if b.o.tags > 0 {
+		b.logf("%s: putting the manifest under %d tags", titles[key], b.o.tags)
+		start := time.Now()
+		if err := t.tagMany(ctx, m, b.o.tags); err != nil {
+			return fmt.Errorf("tagging: %w", err)
+		}
+		r.tagsSetup = time.Since(start)
+		var times []time.Duration
+		for range 3 {
+			n, d, err := t.listTags(ctx)
+			if err != nil {
+				return err
+			}
+			if n != b.o.tags+1 {
+				return fmt.Errorf("tags list: %d tags, want %d", n, b.o.tags+1)
+			}
+			r.tagsCount = n
+			times = append(times, d)
+		}
+		slices.Sort(times)
+		r.tagsList = times[1]
+	}
+	if r.rssPeak, err = s.proc.PeakRSS(); err != nil {
+		return err
+	}
+	if s.proc.Exited() {
+		return fmt.Errorf("%s exited during the run:\n%s", titles[key], s.proc.Tail(2000))
+	}
+	b.logf("%s: done", titles[key])
+	return nil
+}
+
+// measureRSS pushes a blob of -rss-size to a fresh durable Gatehouse and
+// reads its peak RSS.
+func (b *bench) measureRSS(ctx context.Context) error {
+	b.logf("digest of the %s RSS blob", benchenv.MiB(b.o.rssSize))
+	digest := genDigest(seedRSS, b.o.rssSize)
+	s, err := b.start(ctx, keyGatehouse, "", "reg-rss")
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	b.logf("Gatehouse (durable): monolithic push of %s for RSS", benchenv.MiB(b.o.rssSize))
+	d, err := s.t.pushMonolithic(ctx, seedRSS, b.o.rssSize, digest)
+	if err != nil {
+		return fmt.Errorf("RSS push: %w", err)
+	}
+	b.rssRate = mbps(b.o.rssSize, d)
+	b.rss, err = s.proc.PeakRSS()
+	return err
+}
