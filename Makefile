@@ -38,3 +38,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 
 bench: ## Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: bench-registry bench-auth
+bench-registry: ## registry beside registry v3.1.2 and docker-registry 2.8.2 (REGBENCH="-size 256MiB -tags 1000" for a quick run)
+	$(GO) run ./bench/registrybench $(REGBENCH)
+
+bench-auth: ## auth-server token requests/s, p50, p99 (static user cached and cold, anonymous; AUTHBENCH="-d 5s")
+	$(GO) run ./bench/authbench $(AUTHBENCH)

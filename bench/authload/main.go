@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,7 @@ func run(args []string, out io.Writer) error {
 	pass := fs.String("password", "", "Basic auth password (or env AUTHLOAD_PASSWORD)")
 	cacert := fs.String("cacert", "", "PEM CA bundle for https")
 	insecure := fs.Bool("insecure", false, "skip TLS verification")
+	asJSON := fs.Bool("json", false, "print one JSON object (ok, failed, seconds, rps, p50_ms, p99_ms, max_ms, statuses) instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +79,13 @@ func run(args []string, out io.Writer) error {
 	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: *clients, ForceAttemptHTTP2: false}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	res := load(client, *target, *user, *pass, *clients, *dur, int64(*maxReq))
-	report(out, res)
+	if *asJSON {
+		if err := reportJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		report(out, res)
+	}
 	if len(res.latencies) == 0 {
 		return errors.New("no successful request")
 	}
@@ -152,6 +161,34 @@ func report(out io.Writer, r result) {
 	_, _ = fmt.Fprintf(out, "latency p50 %.2fms  p99 %.2fms  max %.2fms\n",
 		ms(percentile(r.latencies, .50)), ms(percentile(r.latencies, .99)), ms(percentile(r.latencies, 1)))
 	_, _ = fmt.Fprintf(out, "status codes: %v  transport errors: %d\n", r.statuses, r.errors)
+}
+
+// Summary is the -json output.
+type Summary struct {
+	OK       int            `json:"ok"`
+	Errors   int            `json:"transport_errors"`
+	Seconds  float64        `json:"seconds"`
+	RPS      float64        `json:"rps"`
+	P50      float64        `json:"p50_ms"`
+	P99      float64        `json:"p99_ms"`
+	Max      float64        `json:"max_ms"`
+	Statuses map[string]int `json:"statuses"`
+}
+
+func reportJSON(out io.Writer, r result) error {
+	slices.Sort(r.latencies)
+	s := Summary{
+		OK: len(r.latencies), Errors: r.errors, Seconds: r.elapsed.Seconds(),
+		P50: ms(percentile(r.latencies, .50)), P99: ms(percentile(r.latencies, .99)), Max: ms(percentile(r.latencies, 1)),
+		Statuses: map[string]int{},
+	}
+	if s.Seconds > 0 {
+		s.RPS = float64(s.OK) / s.Seconds
+	}
+	for k, v := range r.statuses {
+		s.Statuses[strconv.Itoa(k)] = v
+	}
+	return json.NewEncoder(out).Encode(s)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

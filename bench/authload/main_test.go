@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,5 +49,23 @@ func TestFlags(t *testing.T) {
 		if err := run(args, &strings.Builder{}); err == nil {
 			t.Errorf("%v: want an error", args)
 		}
+	}
+}
+
+func TestJSONReport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"token":"x"}`))
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	if err := run([]string{"-url", srv.URL + "/auth", "-c", "2", "-d", "5s", "-n", "20", "-json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := json.Unmarshal([]byte(out.String()), &s); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if s.OK != 20 || s.Statuses["200"] != 20 || s.RPS <= 0 || s.P99 < s.P50 {
+		t.Fatalf("summary %+v", s)
 	}
 }

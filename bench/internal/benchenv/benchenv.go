@@ -57,24 +57,30 @@ func isExec(p string) bool {
 // BuildGatehouse builds ./cmd/gatehouse of the module the go tool finds
 // from the working directory into dir and returns the binary's path.
 func BuildGatehouse(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	return Build(ctx, "./cmd/gatehouse", filepath.Join(dir, "gatehouse"))
+}
+
+// Build builds pkg (a path relative to the module's top directory, such as
+// ./bench/authload) of the module the go tool finds from the working
+// directory into the file out.
+func Build(ctx context.Context, pkg, out string) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	mod := strings.TrimSpace(string(out))
+	mod := strings.TrimSpace(string(gomod))
 	if mod == "" || mod == os.DevNull {
 		return "", errors.New("run this from inside the gatehouse module (or pass -gatehouse BINARY)")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "gatehouse")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/gatehouse")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Dir = filepath.Dir(mod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
-	return bin, nil
+	return out, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
