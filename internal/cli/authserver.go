@@ -41,9 +41,9 @@ and the running one stays. SIGTERM or SIGINT drains requests in flight, then exi
 	return c
 }
 
-// authPrintProblems writes every problem of a config error on a line of its own
+// printProblems writes every problem of a config error on a line of its own
 // and returns the error to exit with.
-func authPrintProblems(stderr io.Writer, file string, err error) error {
+func printProblems(stderr io.Writer, file string, err error) error {
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
@@ -98,7 +98,7 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 	}
 	cfg, err := authconfig.Load(file)
 	if err != nil {
-		return authPrintProblems(stderr, file, err)
+		return printProblems(stderr, file, err)
 	}
 	log, err := authLogger(stderr, authFirstSet(logFormat, cfg.Server.LogFormat), authFirstSet(logLevel, cfg.Server.LogLevel))
 	if err != nil {

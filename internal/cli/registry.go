@@ -3,16 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse-registry/gatehouse/internal/config"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
+	"github.com/gatehouse-registry/gatehouse/internal/server"
 )
 
 func newRegistryCmd() *cobra.Command {
@@ -31,36 +28,34 @@ once (exit 1). SIGTERM or SIGINT drains requests in flight for up to
 http.draintimeout, then exits.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			stderr := cmd.ErrOrStderr()
-			cfg, err := regconfig.Load(args[0])
-			if err != nil {
-				var ps config.Problems
-				if errors.As(err, &ps) {
-					for _, p := range ps {
-						_, _ = fmt.Fprintln(stderr, p.String())
-					}
-					return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not starting", args[0], len(ps)))
-				}
-				return fail(exitFailure, err)
-			}
-			log := api.NewLogger(cfg.Log, stderr)
-			for _, w := range cfg.Warnings {
-				log.Warn(w, "config", args[0])
-			}
-			app, err := api.NewApp(cfg, log)
-			if err != nil {
-				return fail(exitFailure, err)
-			}
-			l, err := app.Listen()
-			if err != nil {
-				return fail(exitFailure, err)
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := server.ShutdownContext(cmd.Context())
 			defer stop()
-			if err := app.Serve(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
-				return fail(exitFailure, err)
-			}
-			return nil
+			return runRegistryServer(ctx, cmd.ErrOrStderr(), args[0])
 		},
 	}
+}
+
+// runRegistryServer serves the registry on a distribution config until ctx
+// ends, then drains requests in flight for up to http.draintimeout.
+func runRegistryServer(ctx context.Context, stderr io.Writer, file string) error {
+	cfg, err := regconfig.Load(file)
+	if err != nil {
+		return printProblems(stderr, file, err)
+	}
+	log := api.NewLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w, "config", file)
+	}
+	app, err := api.NewApp(cfg, log)
+	if err != nil {
+		return fail(exitFailure, err)
+	}
+	l, err := app.Listen()
+	if err != nil {
+		return fail(exitFailure, err)
+	}
+	if err := app.Serve(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
+		return fail(exitFailure, err)
+	}
+	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-registry/gatehouse/internal/bootstrap"
-	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
-	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
 )
 
@@ -114,28 +112,4 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	})
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// runRegistryServer serves the registry on a distribution config until ctx ends.
-func runRegistryServer(ctx context.Context, stderr io.Writer, file string) error {
-	cfg, err := regconfig.Load(file)
-	if err != nil {
-		return authPrintProblems(stderr, file, err)
-	}
-	log := api.NewLogger(cfg.Log, stderr)
-	for _, w := range cfg.Warnings {
-		log.Warn(w, "config", file)
-	}
-	app, err := api.NewApp(cfg, log)
-	if err != nil {
-		return fail(exitFailure, err)
-	}
-	l, err := app.Listen()
-	if err != nil {
-		return fail(exitFailure, err)
-	}
-	if err := app.Serve(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
-		return fail(exitFailure, err)
-	}
-	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/inmemory"
+	"github.com/gatehouse-registry/gatehouse/internal/server"
 	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
@@ -287,6 +288,7 @@ func (a *App) Serve(ctx context.Context, l net.Listener) error {
 	if a.tls != nil {
 		go a.tls.Watch(ctx, 30*time.Second)
 	}
+	go a.onHangup(ctx)
 	if addr := a.cfg.HTTP.Debug.Addr; addr != "" {
 		dl, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -412,5 +414,21 @@ func (a *App) purgeUploads(ctx context.Context) {
 			continue
 		}
 		a.log.Info("upload purge", "purged", res.Purged, "errors", res.Errors, "dry_run", up.DryRun)
+	}
+}
+
+// onHangup answers SIGHUP: the TLS certificate is reloaded at once (it is
+// also polled); other settings need a restart, which the log says, instead
+// of SIGHUP's default of ending the process.
+func (a *App) onHangup(ctx context.Context) {
+	for range server.Signals(ctx) {
+		if a.tls != nil {
+			if err := a.tls.Reload(); err != nil {
+				a.log.Error("SIGHUP: certificate not reloaded; the current one stays", "err", err)
+			} else {
+				a.log.Info("SIGHUP: certificate reloaded")
+			}
+		}
+		a.log.Info("SIGHUP: registry settings other than the certificate take effect at the next start")
 	}
 }
