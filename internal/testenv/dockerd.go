@@ -190,16 +190,27 @@ const dockerKeyFile = "/etc/docker/key.json"
 // DockerCertsDir is where the Docker engine looks for a registry's CA.
 const DockerCertsDir = "/etc/docker/certs.d"
 
+// ContainersCertsDir is where podman, skopeo and buildah (containers/image)
+// look for a registry's CA when run as root.
+const ContainersCertsDir = "/etc/containers/certs.d"
+
 // TrustRegistryCA writes caPEM as DockerCertsDir/hostPort/ca.crt, so that
 // the Docker engine verifies the registry at hostPort with it (no restart
 // needed), and removes that folder when the test ends.
 func TrustRegistryCA(t testing.TB, hostPort string, caPEM []byte) {
 	t.Helper()
-	dir := filepath.Join(DockerCertsDir, hostPort)
+	TrustRegistryCAIn(t, DockerCertsDir, hostPort, caPEM)
+}
+
+// TrustRegistryCAIn is TrustRegistryCA for another certs.d folder, such as
+// ContainersCertsDir (for `podman search`, which has no --cert-dir).
+func TrustRegistryCAIn(t testing.TB, certsDir, hostPort string, caPEM []byte) {
+	t.Helper()
+	dir := filepath.Join(certsDir, hostPort)
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatalf("%s exists already: another test uses %s", dir, hostPort)
 	}
-	_, err := os.Stat(DockerCertsDir)
+	_, err := os.Stat(certsDir)
 	createdCertsDir := os.IsNotExist(err)
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // read by the engine and the CLI
 		t.Fatalf("trust CA for %s (needs root): %v", hostPort, err)
@@ -209,7 +220,7 @@ func TrustRegistryCA(t testing.TB, hostPort string, caPEM []byte) {
 			t.Errorf("remove %s: %v", dir, err)
 		}
 		if createdCertsDir {
-			_ = os.Remove(DockerCertsDir) // only if empty: other tests may use it
+			_ = os.Remove(certsDir) // only if empty: other tests may use it
 		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), caPEM, 0o644); err != nil { //nolint:gosec // a public certificate

@@ -81,6 +81,9 @@ const (
 	Registry2 = "docker-registry"
 	// Registry3 is distribution v3.1.2, installed by scripts/install-deps.sh.
 	Registry3 = "registry-v3"
+	// RegistryGatehouse is `gatehouse registry serve`, given the same
+	// config.yml as the reference registries.
+	RegistryGatehouse = "gatehouse"
 )
 
 // TokenAuth is the auth.token section of a distribution config.yml.
@@ -95,7 +98,7 @@ type TokenAuth struct {
 // DistributionOptions configure a reference registry started by
 // StartDistribution.
 type DistributionOptions struct {
-	// Program is Registry2 or Registry3.
+	// Program is Registry2, Registry3 or RegistryGatehouse.
 	Program string
 	// Root is the filesystem storage root; a new temp dir when empty.
 	// Two registries (Gatehouse's and a reference one) may share it.
@@ -127,16 +130,23 @@ func (d *Distribution) URL() string {
 	return "http://" + d.Addr
 }
 
-// StartDistribution writes a config.yml for a reference registry, starts
+// StartDistribution writes a config.yml for a registry (a reference one or
+// Gatehouse's), starts
 // it with delete enabled and filesystem storage, and waits until /v2/
 // answers. Registry v3 runs with OTEL_TRACES_EXPORTER=none so that it does
 // not try to export traces.
 func StartDistribution(t testing.TB, opts DistributionOptions) *Distribution {
 	t.Helper()
-	if opts.Program != Registry2 && opts.Program != Registry3 {
-		t.Fatalf("StartDistribution: program %q is neither %s nor %s", opts.Program, Registry2, Registry3)
+	var bin string
+	var args []string
+	switch opts.Program {
+	case Registry2, Registry3:
+		bin, args = Tool(t, opts.Program), []string{"serve"}
+	case RegistryGatehouse:
+		bin, args = Gatehouse(t), []string{"registry", "serve"}
+	default:
+		t.Fatalf("StartDistribution: program %q is none of %s, %s, %s", opts.Program, Registry2, Registry3, RegistryGatehouse)
 	}
-	bin := Tool(t, opts.Program)
 	dir := t.TempDir()
 	d := &Distribution{Program: opts.Program, Addr: opts.Addr, Root: opts.Root, Config: filepath.Join(dir, "config.yml")}
 	if d.Root == "" {
@@ -167,7 +177,7 @@ func StartDistribution(t testing.TB, opts DistributionOptions) *Distribution {
 		t.Fatal(err)
 	}
 	env := []string{"OTEL_TRACES_EXPORTER=none"}
-	d.Process = Start(t, env, bin, "serve", d.Config)
+	d.Process = Start(t, env, bin, append(args, d.Config)...)
 	d.WaitHTTP(t, d.URL()+"/v2/")
 	return d
 }
