@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +51,7 @@ type options struct {
 	gatehouse            string
 	dir                  string
 	timeout              time.Duration
+	pprofDir             string
 }
 
 // Registry keys accepted by -registries, in the order they run.
@@ -89,6 +91,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the monolithic push and the manifest GET load to this dir")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -290,9 +293,10 @@ func (b *bench) run(ctx context.Context) error {
 
 // started is a registry process and how to reach it.
 type started struct {
-	proc *benchenv.Process
-	t    *target
-	dir  string
+	proc  *benchenv.Process
+	t     *target
+	dir   string
+	debug string // Gatehouse's debug server, host:port
 }
 
 func (s *started) stop() {
@@ -313,16 +317,26 @@ func (b *bench) start(ctx context.Context, key, tool, name string) (*started, er
 	cfg := filepath.Join(dir, "config.yml")
 	root := filepath.Join(dir, "data")
 	var (
-		prog  string
-		args  []string
-		env   []string
-		token string
+		prog      string
+		args      []string
+		env       []string
+		token     string
+		debugAddr string
 	)
 	switch key {
 	case keyGatehouse, keyNonDurable:
 		durable := ""
 		if key == keyNonDurable {
 			durable = "    durable: false\n"
+		}
+		debug := ""
+		if b.o.pprofDir != "" {
+			dport, err := benchenv.FreePort()
+			if err != nil {
+				return nil, err
+			}
+			debugAddr = fmt.Sprintf("127.0.0.1:%d", dport)
+			debug = fmt.Sprintf("  debug:\n    addr: %q\n", debugAddr)
 		}
 		y := fmt.Sprintf(`version: 0.1
 log:
@@ -334,13 +348,13 @@ storage:
     enabled: true
 http:
   addr: %q
-auth:
+%sauth:
   token:
     realm: %q
     service: %q
     issuer: %q
     rootcertbundle: %q
-`, root, durable, addr, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
+`, root, durable, addr, debug, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}
@@ -374,7 +388,7 @@ http:
 	if err != nil {
 		return nil, err
 	}
-	s := &started{proc: p, dir: dir, t: &target{base: "http://" + addr, repo: repoName, token: token, hc: newClient(4)}}
+	s := &started{proc: p, dir: dir, debug: debugAddr, t: &target{base: "http://" + addr, repo: repoName, token: token, hc: newClient(4)}}
 	if err := p.WaitHTTP(ctx, s.t.base+"/v2/", 30*time.Second); err != nil {
 		s.stop()
 		return nil, err
@@ -396,7 +410,9 @@ func (b *bench) measure(ctx context.Context, key, tool string, digests map[uint6
 	size := b.o.size
 
 	b.logf("%s: monolithic push of %s", titles[key], benchenv.MiB(size))
+	wait := b.profile(ctx, s, key+"-push", max(1, int(size/(400<<20))))
 	d, err := t.pushMonolithic(ctx, seedMonolithic, size, digests[seedMonolithic])
+	wait()
 	if err != nil {
 		return fmt.Errorf("monolithic push: %w", err)
 	}
@@ -429,7 +445,9 @@ func (b *bench) measure(ctx context.Context, key, tool string, digests map[uint6
 		return err
 	}
 	b.logf("%s: manifest GET, %d clients, %s", titles[key], b.o.clients, b.o.getDuration)
+	wait = b.profile(ctx, s, key+"-manifest-get", max(1, int(b.o.getDuration.Seconds())-1))
 	r.get = t.manifestLoad(ctx, "latest", b.o.clients, b.o.getDuration)
+	wait()
 	if r.get.ok == 0 {
 		return fmt.Errorf("manifest GET: no successful request (%d failed)", r.get.failed)
 	}
@@ -484,4 +502,45 @@ func (b *bench) measureRSS(ctx context.Context) error {
 	b.rssRate = mbps(b.o.rssSize, d)
 	b.rss, err = s.proc.PeakRSS()
 	return err
+}
+
+// profile starts fetching a CPU profile of seconds from s's debug server
+// into -pprof/name.pprof, when -pprof is set and s has one; the function it
+// returns waits for the profile.
+func (b *bench) profile(ctx context.Context, s *started, name string, seconds int) func() {
+	if b.o.pprofDir == "" || s.debug == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fetchProfile(ctx, s.debug, seconds, filepath.Join(b.o.pprofDir, name+".pprof")); err != nil {
+			b.logf("profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
+}
+
+func fetchProfile(ctx context.Context, addr string, seconds int, file string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
+		return err
+	}
+	u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: time.Duration(seconds+30) * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, body, 0o600)
 }

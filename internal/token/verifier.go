@@ -79,6 +79,7 @@ type Verifier struct {
 	algs      []jose.SignatureAlgorithm
 	leeway    time.Duration
 	now       func() time.Time
+	sigs      sigCache
 }
 
 // NewVerifier checks opts and returns a Verifier.
@@ -183,6 +184,10 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if strings.Count(token, ".") != 2 {
 		return nil, fmt.Errorf("%w: not a compact JWS (header.payload.signature)", ErrMalformed)
 	}
+	ck := sigKey(token)
+	if payload, ok := v.sigs.get(ck, v.now()); ok {
+		return v.checkClaims(payload)
+	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
 		var ua *jose.ErrUnexpectedSignatureAlgorithm
@@ -196,7 +201,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	}
 	h := jws.Signatures[0].Header
 
-	key, err := v.signingKey(h)
+	key, notAfter, err := v.signingKey(h)
 	if err != nil {
 		return nil, err
 	}
@@ -204,12 +209,17 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, ErrSignature
 	}
-	return v.checkClaims(payload)
+	c, err := v.checkClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	v.sigs.put(ck, payload, v.now(), notAfter)
+	return c, nil
 }
 
 // signingKey finds the trusted key of a token: its x5c chain if present,
-// else its kid.
-func (v *Verifier) signingKey(h jose.Header) (crypto.PublicKey, error) {
+// else its kid. For a chain it also returns the earliest NotAfter in it.
+func (v *Verifier) signingKey(h jose.Header) (crypto.PublicKey, time.Time, error) {
 	chains, err := h.Certificates(x509.VerifyOptions{
 		Roots:       v.roots,
 		CurrentTime: v.now(),
@@ -217,18 +227,24 @@ func (v *Verifier) signingKey(h jose.Header) (crypto.PublicKey, error) {
 	})
 	switch {
 	case err == nil:
-		return chains[0][0].PublicKey, nil
+		notAfter := chains[0][0].NotAfter
+		for _, c := range chains[0][1:] {
+			if c.NotAfter.Before(notAfter) {
+				notAfter = c.NotAfter
+			}
+		}
+		return chains[0][0].PublicKey, notAfter, nil
 	case !errors.Is(err, jose.ErrMissingX5cHeader):
-		return nil, fmt.Errorf("%w: x5c certificate chain: %w", ErrUntrustedKey, err)
+		return nil, time.Time{}, fmt.Errorf("%w: x5c certificate chain: %w", ErrUntrustedKey, err)
 	}
 	if h.KeyID == "" {
-		return nil, fmt.Errorf("%w: no x5c and no kid header", ErrUntrustedKey)
+		return nil, time.Time{}, fmt.Errorf("%w: no x5c and no kid header", ErrUntrustedKey)
 	}
 	key, ok := v.keys[h.KeyID]
 	if !ok {
-		return nil, fmt.Errorf("%w: no trusted key has ID %q", ErrUntrustedKey, truncate(h.KeyID, 64))
+		return nil, time.Time{}, fmt.Errorf("%w: no trusted key has ID %q", ErrUntrustedKey, truncate(h.KeyID, 64))
 	}
-	return key, nil
+	return key, time.Time{}, nil
 }
 
 func truncate(s string, n int) string {
