@@ -93,7 +93,13 @@ func (p *pki) client() *http.Client {
 // (GET with Basic credentials) and returns it.
 func fetchToken(t *testing.T, c *http.Client, realm, user, pass string, scopes ...string) string {
 	t.Helper()
-	q := url.Values{"service": {service}, "scope": scopes}
+	return fetchTokenFor(t, c, realm, service, user, pass, scopes...)
+}
+
+// fetchTokenFor is fetchToken for another service (audience).
+func fetchTokenFor(t *testing.T, c *http.Client, realm, svc, user, pass string, scopes ...string) string {
+	t.Helper()
+	q := url.Values{"service": {svc}, "scope": scopes}
 	req, err := http.NewRequest(http.MethodGet, realm+"?"+q.Encode(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,12 @@ func runTrustCell(t *testing.T, program string, p, other *pki, m trustMode, acce
 		t.Fatalf("%s refused the auth server's token in mode %s: HTTP %d: %s", program, m.name, status, body)
 	}
 
+	// The auth server's own token for another service is refused.
+	otherSvc := fetchTokenFor(t, c, auth.Realm(), "another-registry", user, pass, "repository:compat/app:pull")
+	if status, body := bearerStatus(t, c, reg.URL(), otherSvc); status != http.StatusUnauthorized {
+		t.Errorf("%s accepted a Gatehouse token issued for another service: HTTP %d: %s", program, status, body)
+	}
+
 	// A real client pushes and pulls through the registry.
 	cranePushPull(t, p, reg.Addr, user, pass)
 
