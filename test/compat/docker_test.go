@@ -45,9 +45,15 @@ func TestDockerEngineSeedFlow(t *testing.T) {
 		Token: &testenv.TokenAuth{Realm: realm, Service: service, Issuer: issuer, RootCertBundle: p.leafFile},
 	})
 	hostPort := fmt.Sprintf("%s:%d", engineHost, regPort)
-	testenv.TrustRegistryCA(t, hostPort, p.caPEM)
-
 	d := testenv.StartDockerd(t)
+
+	// The engine verifies this registry's certificate: without the CA in
+	// certs.d the login fails on it (so the TLS below is really checked).
+	out, err := d.Run(context.Background(), pass+"\n", "login", "-u", user, "--password-stdin", hostPort)
+	if err == nil || !strings.Contains(out, "x509") {
+		t.Fatalf("docker login without the registry's CA: err %v, want an x509 error:\n%s", err, out)
+	}
+	testenv.TrustRegistryCA(t, hostPort, p.caPEM)
 	ref := hostPort + "/seed/hello:v1"
 	im := testenv.NewImage(t, map[string]string{"app/hello.txt": "hello from the docker engine\n"})
 	archive := filepath.Join(t.TempDir(), "hello.tar")
@@ -65,7 +71,7 @@ func TestDockerEngineSeedFlow(t *testing.T) {
 	})
 
 	loginAt := len(auth.Log())
-	out := d.Docker(t, pass+"\n", "login", "-u", user, "--password-stdin", hostPort)
+	out = d.Docker(t, pass+"\n", "login", "-u", user, "--password-stdin", hostPort)
 	if !strings.Contains(out, "Login Succeeded") {
 		t.Fatalf("docker login: %s", out)
 	}
