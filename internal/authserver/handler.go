@@ -19,6 +19,7 @@ type reqInfo struct {
 	endpoint string
 	outcome  string
 	account  string
+	grant    string // OAuth2 grant_type, when there was one
 	id       string
 }
 
@@ -108,7 +109,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if info.endpoint != "token" {
 		lvl = slog.LevelDebug // probes and scrapes would drown the log
 	}
-	log.LogAttrs(r.Context(), lvl, "request",
+	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", truncate(path, 2048)),
 		slog.Int("status", w.status),
@@ -116,7 +117,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		slog.String("outcome", info.outcome),
 		slog.Duration("duration", d),
 		slog.String("remote", r.RemoteAddr),
-	)
+	}
+	if info.grant != "" {
+		attrs = append(attrs, slog.String("grant", info.grant))
+	}
+	log.LogAttrs(r.Context(), lvl, "request", attrs...)
 }
 
 func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p string, info *reqInfo) {

@@ -43,11 +43,15 @@ type tokenRequest struct {
 	offline  bool   // a refresh token is wanted
 	refresh  string // grant_type=refresh_token
 	oauth    bool   // answer errors in OAuth2 JSON
+	grant    string // the OAuth2 grant_type; "" for docker_auth's GET and form POST
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, c *Chain, info *reqInfo, log *slog.Logger) {
 	tr, herr := s.parseTokenRequest(w, r, c)
 	oauth := tr != nil && tr.oauth
+	if tr != nil && tr.grant != "" {
+		info.grant = truncate(tr.grant, 40)
+	}
 	if herr == nil {
 		info.account = tr.account
 		ctx, cancel := context.WithTimeout(r.Context(), backendTimeout)
@@ -97,6 +101,7 @@ func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, c *Ch
 		grant = params.Get("grant_type")
 	}
 	tr.oauth = grant != ""
+	tr.grant = grant
 	if err != nil {
 		return tr, badRequest("invalid_request", "Bad request: %v", err)
 	}

@@ -132,12 +132,12 @@ func isIssued(r map[string]any, account string) bool {
 	return r["msg"] == "request" && strings.HasPrefix(path, "/auth") && status == 200 && r["outcome"] == "issued" && r["account"] == account
 }
 
-// isRefreshGrant matches a token issued to account by a POST to the token
-// endpoint. The engine holds no password after an offline login (checked
-// before), so such a POST can only be grant_type=refresh_token. (The auth
-// server's log does not name the grant type.)
+// isRefreshGrant matches a token issued to account through the OAuth2
+// refresh_token grant (the auth server logs the grant type).
 func isRefreshGrant(account string) func(map[string]any) bool {
-	return func(r map[string]any) bool { return isIssued(r, account) && r["method"] == "POST" }
+	return func(r map[string]any) bool {
+		return isIssued(r, account) && r["method"] == "POST" && r["grant"] == "refresh_token"
+	}
 }
 
 // waitRecord waits up to 5 s for a log record (written after the response)
