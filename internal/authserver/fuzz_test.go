@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzParseBasic(f *testing.F) {
@@ -77,6 +78,36 @@ func FuzzTokenRequest(f *testing.F) {
 		srv.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("status %d for %s %q %q: %s", rec.Code, method, query, body, rec.Body)
+		}
+	})
+}
+
+// FuzzVerifyRefresh: parsing never panics; an accepted token is bound to
+// the request's service and client and unexpired; and no token verifies
+// under a second key (a key change invalidates every refresh token).
+func FuzzVerifyRefresh(f *testing.F) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	now := time.Unix(1_800_000_000, 0)
+	good, err := issueRefresh(key, refreshClaims{Account: "alice", Service: "registry", ClientID: "docker", Authenticator: "static"}, now, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-2])
+	f.Add("ghr1.")
+	f.Add("ghr1..")
+	f.Add("ghr1.e30.AAAA")
+	f.Add("not a token")
+	f.Fuzz(func(t *testing.T, tok string) {
+		rc, err := verifyRefresh(key, tok, "registry", "docker", now)
+		if err != nil {
+			return
+		}
+		if rc.Service != "registry" || rc.ClientID != "docker" || !now.Before(time.Unix(rc.Expiry, 0)) {
+			t.Fatalf("accepted %q with claims %+v for another service, client or time", tok, rc)
+		}
+		if _, err := verifyRefresh([]byte("another key, another key, another"), tok, "registry", "docker", now); err == nil {
+			t.Fatalf("token %q verified under two different keys", tok)
 		}
 	})
 }
