@@ -45,7 +45,7 @@ func main() {
 // options are the command's flags.
 type options struct {
 	size, chunk, rssSize int64
-	tags, clients        int
+	tags, clients, runs  int
 	getDuration          time.Duration
 	registries           []string
 	gatehouse            string
@@ -86,7 +86,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	rss := fs.String("rss-size", "4GiB", "blob pushed to a fresh Gatehouse to measure peak RSS; 0 skips it")
 	fs.IntVar(&o.tags, "tags", 10_000, "tags in the repository whose tags list is timed; 0 skips it")
 	fs.IntVar(&o.clients, "clients", 32, "concurrent clients of the manifest GET load")
-	fs.DurationVar(&o.getDuration, "d", 10*time.Second, "duration of the manifest GET load (at most 2m)")
+	fs.IntVar(&o.runs, "runs", 3, "rounds of push, pull and manifest GET (the table shows each median); registries take turns within a round")
+	fs.DurationVar(&o.getDuration, "d", 5*time.Second, "duration of each manifest GET load (at most 2m)")
 	regs := fs.String("registries", strings.Join(allKeys, ","), "registries to measure, in this order")
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
@@ -110,6 +111,9 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	}
 	if o.tags < 0 || o.tags > 100_000 {
 		return o, errors.New("-tags must be 0..100000")
+	}
+	if o.runs < 1 || o.runs > 20 {
+		return o, errors.New("-runs must be 1..20")
 	}
 	if o.clients < 1 || o.clients > 256 {
 		return o, errors.New("-clients must be 1..256")
@@ -155,10 +159,11 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// result holds one registry's figures; zero values were not measured.
+// result holds one registry's figures, one per run; empty slices and
+// zero values were not measured.
 type result struct {
-	pushMono, pushChunked, pull float64 // MB/s
-	get                         loadResult
+	pushMono, pushChunked, pull []float64 // MB/s
+	get                         []loadResult
 	tagsCount                   int
 	tagsList, tagsSetup         time.Duration
 	rssPush, rssPeak            int64
@@ -191,7 +196,7 @@ type bench struct {
 	auth     *benchenv.AuthServer
 	procs    []*benchenv.Process
 	results  map[string]*result
-	ddRate   float64
+	ddRates  []float64
 	rss      int64
 	rssRate  float64
 	rssErr   error
@@ -242,35 +247,148 @@ func (b *bench) run(ctx context.Context) error {
 		seedChunked:    genDigest(seedChunked, b.o.size),
 	}
 
-	b.logf("dd conv=fdatasync of %s", benchenv.MiB(b.o.size))
-	rate, err := ddRate(ctx, b.tmp, b.o.size)
-	if err != nil {
-		return err
-	}
-	b.ddRate = rate
-
 	certs := filepath.Join(b.tmp, "certs")
 	if err := benchenv.Certs(ctx, b.gate, certs); err != nil {
 		return err
 	}
+	var err error
 	b.auth, err = benchenv.StartAuthServer(ctx, b.gate, benchenv.AuthOptions{Dir: certs, Name: "registrybench", Issuer: issuerName})
 	if err != nil {
 		return err
 	}
 	b.procs = append(b.procs, b.auth.Process)
 
-	for _, k := range b.o.registries {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	regs := map[string]*started{}
+	defer func() {
+		for _, s := range regs {
+			s.stop()
 		}
+	}()
+	for _, k := range b.o.registries {
 		r := &result{}
 		b.results[k] = r
-		r.err = b.measure(ctx, k, tools[k], digests, r)
-		if r.err != nil {
-			b.logf("%s: %v", titles[k], r.err)
+		b.logf("%s: starting", titles[k])
+		if regs[k], r.err = b.start(ctx, k, tools[k], "reg-"+k); r.err != nil {
+			delete(regs, k)
 		}
-		b.noteLoad("after " + titles[k])
 	}
+	// each runs f on every registry still in the race, in -registries order.
+	each := func(phase string, f func(k string, s *started, r *result) error) {
+		for _, k := range b.o.registries {
+			s, r := regs[k], b.results[k]
+			if s == nil || r.err != nil || ctx.Err() != nil {
+				continue
+			}
+			b.logf("%s: %s", titles[k], phase)
+			if err := f(k, s, r); err != nil {
+				r.err = fmt.Errorf("%s: %w", phase, err)
+				b.logf("%s: %v", titles[k], r.err)
+			}
+		}
+	}
+	for run := 1; run <= b.o.runs; run++ {
+		b.logf("round %d of %d: dd conv=fdatasync of %s", run, b.o.runs, benchenv.MiB(b.o.size))
+		rate, err := ddRate(ctx, b.tmp, b.o.size)
+		if err != nil {
+			return err
+		}
+		b.ddRates = append(b.ddRates, rate)
+		each(fmt.Sprintf("monolithic push of %s (round %d)", benchenv.MiB(b.o.size), run), func(k string, s *started, r *result) error {
+			wait := b.profile(ctx, s, fmt.Sprintf("%s-push-%d", k, run), max(1, int(b.o.size/(400<<20))))
+			defer wait()
+			d, err := s.t.pushMonolithic(ctx, seedMonolithic, b.o.size, digests[seedMonolithic])
+			if err != nil {
+				return err
+			}
+			r.pushMono = append(r.pushMono, mbps(b.o.size, d))
+			return nil
+		})
+		each(fmt.Sprintf("chunked push, %s chunks (round %d)", benchenv.MiB(b.o.chunk), run), func(k string, s *started, r *result) error {
+			d, err := s.t.pushChunked(ctx, seedChunked, b.o.size, b.o.chunk, digests[seedChunked])
+			if err != nil {
+				return err
+			}
+			r.pushChunked = append(r.pushChunked, mbps(b.o.size, d))
+			return nil
+		})
+	}
+	each("peak RSS after the pushes", func(_ string, s *started, r *result) error {
+		var err error
+		r.rssPush, err = s.proc.PeakRSS()
+		return err
+	})
+	for run := 1; run <= b.o.runs; run++ {
+		each(fmt.Sprintf("pull (round %d)", run), func(_ string, s *started, r *result) error {
+			d, err := s.t.pull(ctx, digests[seedMonolithic], b.o.size)
+			if err != nil {
+				return err
+			}
+			r.pull = append(r.pull, mbps(b.o.size, d))
+			return nil
+		})
+	}
+	manifests := map[string][]byte{}
+	each("manifest and config push", func(k string, s *started, _ *result) error {
+		cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+		cfgDigest, err := s.t.pushSmallBlob(ctx, cfgBlob)
+		if err != nil {
+			return err
+		}
+		manifests[k] = manifest(cfgDigest, len(cfgBlob), digests[seedMonolithic], b.o.size)
+		return s.t.putManifest(ctx, "latest", manifests[k])
+	})
+	for run := 1; run <= b.o.runs; run++ {
+		each(fmt.Sprintf("manifest GET, %d clients, %s (round %d)", b.o.clients, b.o.getDuration, run), func(k string, s *started, r *result) error {
+			wait := b.profile(ctx, s, fmt.Sprintf("%s-manifest-get-%d", k, run), max(1, int(b.o.getDuration.Seconds())-1))
+			defer wait()
+			g := s.t.manifestLoad(ctx, "latest", b.o.clients, b.o.getDuration)
+			r.get = append(r.get, g)
+			if g.ok == 0 {
+				return fmt.Errorf("no successful request (%d failed)", g.failed)
+			}
+			return nil
+		})
+	}
+	if b.o.tags > 0 {
+		each(fmt.Sprintf("tags list of %d tags", b.o.tags+1), func(k string, s *started, r *result) error {
+			start := time.Now()
+			if err := s.t.tagMany(ctx, manifests[k], b.o.tags); err != nil {
+				return err
+			}
+			r.tagsSetup = time.Since(start)
+			var times []time.Duration
+			for range 3 {
+				n, d, err := s.t.listTags(ctx)
+				if err != nil {
+					return err
+				}
+				if n != b.o.tags+1 {
+					return fmt.Errorf("%d tags, want %d", n, b.o.tags+1)
+				}
+				r.tagsCount = n
+				times = append(times, d)
+			}
+			slices.Sort(times)
+			r.tagsList = times[1]
+			return nil
+		})
+	}
+	each("peak RSS of the run", func(_ string, s *started, r *result) error {
+		var err error
+		if r.rssPeak, err = s.proc.PeakRSS(); err != nil {
+			return err
+		}
+		if s.proc.Exited() {
+			return fmt.Errorf("exited during the run:\n%s", s.proc.Tail(2000))
+		}
+		return nil
+	})
+	for k, s := range regs {
+		s.stop()
+		delete(regs, k)
+	}
+	b.noteLoad("after the side-by-side rounds")
+
 	if b.o.rssSize > 0 && slices.Contains(b.o.registries, keyGatehouse) && ctx.Err() == nil {
 		b.rssErr = b.measureRSS(ctx)
 		b.noteLoad("after the RSS push")
@@ -397,92 +515,6 @@ http:
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
-
-// measure runs the workload against one registry.
-func (b *bench) measure(ctx context.Context, key, tool string, digests map[uint64]string, r *result) error {
-	b.logf("%s: starting", titles[key])
-	s, err := b.start(ctx, key, tool, "reg-"+key)
-	if err != nil {
-		return err
-	}
-	defer s.stop()
-	t := s.t
-	size := b.o.size
-
-	b.logf("%s: monolithic push of %s", titles[key], benchenv.MiB(size))
-	wait := b.profile(ctx, s, key+"-push", max(1, int(size/(400<<20))))
-	d, err := t.pushMonolithic(ctx, seedMonolithic, size, digests[seedMonolithic])
-	wait()
-	if err != nil {
-		return fmt.Errorf("monolithic push: %w", err)
-	}
-	r.pushMono = mbps(size, d)
-
-	b.logf("%s: chunked push (%s chunks)", titles[key], benchenv.MiB(b.o.chunk))
-	d, err = t.pushChunked(ctx, seedChunked, size, b.o.chunk, digests[seedChunked])
-	if err != nil {
-		return fmt.Errorf("chunked push: %w", err)
-	}
-	r.pushChunked = mbps(size, d)
-	if r.rssPush, err = s.proc.PeakRSS(); err != nil {
-		return err
-	}
-
-	b.logf("%s: pull", titles[key])
-	d, err = t.pull(ctx, digests[seedMonolithic], size)
-	if err != nil {
-		return fmt.Errorf("pull: %w", err)
-	}
-	r.pull = mbps(size, d)
-
-	cfgBlob := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	cfgDigest, err := t.pushSmallBlob(ctx, cfgBlob)
-	if err != nil {
-		return err
-	}
-	m := manifest(cfgDigest, len(cfgBlob), digests[seedMonolithic], size)
-	if err := t.putManifest(ctx, "latest", m); err != nil {
-		return err
-	}
-	b.logf("%s: manifest GET, %d clients, %s", titles[key], b.o.clients, b.o.getDuration)
-	wait = b.profile(ctx, s, key+"-manifest-get", max(1, int(b.o.getDuration.Seconds())-1))
-	r.get = t.manifestLoad(ctx, "latest", b.o.clients, b.o.getDuration)
-	wait()
-	if r.get.ok == 0 {
-		return fmt.Errorf("manifest GET: no successful request (%d failed)", r.get.failed)
-	}
-
-	if b.o.tags > 0 {
-		b.logf("%s: putting the manifest under %d tags", titles[key], b.o.tags)
-		start := time.Now()
-		if err := t.tagMany(ctx, m, b.o.tags); err != nil {
-			return fmt.Errorf("tagging: %w", err)
-		}
-		r.tagsSetup = time.Since(start)
-		var times []time.Duration
-		for range 3 {
-			n, d, err := t.listTags(ctx)
-			if err != nil {
-				return err
-			}
-			if n != b.o.tags+1 {
-				return fmt.Errorf("tags list: %d tags, want %d", n, b.o.tags+1)
-			}
-			r.tagsCount = n
-			times = append(times, d)
-		}
-		slices.Sort(times)
-		r.tagsList = times[1]
-	}
-	if r.rssPeak, err = s.proc.PeakRSS(); err != nil {
-		return err
-	}
-	if s.proc.Exited() {
-		return fmt.Errorf("%s exited during the run:\n%s", titles[key], s.proc.Tail(2000))
-	}
-	b.logf("%s: done", titles[key])
-	return nil
-}
 
 // measureRSS pushes a blob of -rss-size to a fresh durable Gatehouse and
 // reads its peak RSS.

@@ -1,25 +1,32 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/bench/internal/benchenv"
 )
 
-// ddRate writes size bytes with `dd ... conv=fdatasync` in dir and returns
-// MB/s (10^6 bytes per second, as dd counts), the file's flush included.
+// ddRate writes size bytes with `dd ... conv=fdatasync` to a new file in
+// dir and returns MB/s (10^6 bytes per second, as dd counts), the flush
+// included. The file is left for the caller to remove at the end of the
+// run: on a filesystem mounted with discard, deleting it at once would
+// slow down the writes measured next.
 func ddRate(ctx context.Context, dir string, size int64) (float64, error) {
-	file := filepath.Join(dir, "dd.bin")
-	defer func() { _ = os.Remove(file) }()
+	f, err := os.CreateTemp(dir, "dd-*.bin")
+	if err != nil {
+		return 0, err
+	}
+	_ = f.Close()
 	count := max(size>>20, 1)
-	cmd := exec.CommandContext(ctx, "dd", "if=/dev/zero", "of="+file, "bs=1M", fmt.Sprintf("count=%d", count), "conv=fdatasync")
+	cmd := exec.CommandContext(ctx, "dd", "if=/dev/zero", "of="+f.Name(), "bs=1M", fmt.Sprintf("count=%d", count), "conv=fdatasync")
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("dd: %w\n%s", err, out)
@@ -46,7 +53,32 @@ func verdict(ok, measured bool) string {
 	}
 }
 
-// targets evaluates the issue's targets on what was measured.
+// median returns the median of v (the mean of the middle two for an even
+// count), or 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// medianLoad returns the run with the median requests/s (the lower middle
+// one for an even count).
+func medianLoad(runs []loadResult) loadResult {
+	if len(runs) == 0 {
+		return loadResult{}
+	}
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b loadResult) int { return cmp.Compare(a.perSecond(), b.perSecond()) })
+	return s[(len(s)-1)/2]
+}
+
+// targets evaluates the issue's targets on the medians.
 func (b *bench) targets() []targetRow {
 	get := func(k string) *result {
 		if r, ok := b.results[k]; ok {
@@ -55,17 +87,18 @@ func (b *bench) targets() []targetRow {
 		return &result{}
 	}
 	g, gn, v3 := get(keyGatehouse), get(keyNonDurable), get(keyV3)
+	dd := median(b.ddRates)
 	var rows []targetRow
 	for _, c := range []struct {
-		what    string
-		gv, ref float64
-	}{{"monolithic", g.pushMono, 0}, {"16 MiB chunks", g.pushChunked, 0}} {
-		ratio := c.gv / b.ddRate
+		what string
+		gv   float64
+	}{{"monolithic", median(g.pushMono)}, {"16 MiB chunks", median(g.pushChunked)}} {
+		ratio := c.gv / dd
 		rows = append(rows, targetRow{
 			name:     "durable push (" + c.what + ") >= 90% of dd conv=fdatasync",
-			measured: fmt.Sprintf("%.0f MB/s = %.0f%% of %.0f MB/s", c.gv, 100*ratio, b.ddRate),
-			want:     fmt.Sprintf(">= %.0f MB/s", 0.9*b.ddRate),
-			verdict:  verdict(ratio >= 0.9, c.gv > 0 && b.ddRate > 0),
+			measured: fmt.Sprintf("%.0f MB/s = %.0f%% of %.0f MB/s", c.gv, 100*ratio, dd),
+			want:     fmt.Sprintf(">= %.0f MB/s", 0.9*dd),
+			verdict:  verdict(ratio >= 0.9, c.gv > 0 && dd > 0),
 		})
 	}
 	ratioRow := func(name string, gv, ref, factor float64, unit string) targetRow {
@@ -77,10 +110,10 @@ func (b *bench) targets() []targetRow {
 		}
 	}
 	rows = append(rows,
-		ratioRow("durable: false push (monolithic) >= 1.5x v3.1.2", gn.pushMono, v3.pushMono, 1.5, "MB/s"),
-		ratioRow("durable: false push (16 MiB chunks) >= 1.5x v3.1.2", gn.pushChunked, v3.pushChunked, 1.5, "MB/s"),
-		ratioRow("pull >= 1.0x v3.1.2", g.pull, v3.pull, 1.0, "MB/s"),
-		ratioRow("manifest GET with a token >= 2.5x v3.1.2 without auth", g.get.perSecond(), v3.get.perSecond(), 2.5, "req/s"),
+		ratioRow("durable: false push (monolithic) >= 1.5x v3.1.2", median(gn.pushMono), median(v3.pushMono), 1.5, "MB/s"),
+		ratioRow("durable: false push (16 MiB chunks) >= 1.5x v3.1.2", median(gn.pushChunked), median(v3.pushChunked), 1.5, "MB/s"),
+		ratioRow("pull >= 1.0x v3.1.2", median(g.pull), median(v3.pull), 1.0, "MB/s"),
+		ratioRow("manifest GET with a token >= 2.5x v3.1.2 without auth", median(rates(g.get)), median(rates(v3.get)), 2.5, "req/s"),
 	)
 	rss := targetRow{name: fmt.Sprintf("peak RSS during a %s push < 100 MiB", benchenv.MiB(b.o.rssSize)), want: "< 100 MiB"}
 	switch {
@@ -95,11 +128,31 @@ func (b *bench) targets() []targetRow {
 	return append(rows, rss)
 }
 
+// rates returns the requests/s of each run.
+func rates(runs []loadResult) []float64 {
+	v := make([]float64, 0, len(runs))
+	for _, g := range runs {
+		v = append(v, g.perSecond())
+	}
+	return v
+}
+
+// spread formats the median of v with its range when there are several.
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	if len(v) == 1 {
+		return fmt.Sprintf("%.0f", v[0])
+	}
+	return fmt.Sprintf("%.0f (%.0f-%.0f)", median(v), slices.Min(v), slices.Max(v))
+}
+
 func (b *bench) report() {
 	w := b.out
 	_, _ = fmt.Fprintf(w, "\n## Registry benchmark\n\n%s\n\n", benchenv.Machine())
-	_, _ = fmt.Fprintf(w, "blob %s (monolithic POST+PUT, and PATCH chunks of %s), manifest GET by tag at %d clients for %s, tags list of %d tags.\n",
-		benchenv.MiB(b.o.size), benchenv.MiB(b.o.chunk), b.o.clients, b.o.getDuration, b.o.tags)
+	_, _ = fmt.Fprintf(w, "blob %s (monolithic POST+PUT, and PATCH chunks of %s), manifest GET by tag at %d clients for %s per round, tags list of %d tags.\n",
+		benchenv.MiB(b.o.size), benchenv.MiB(b.o.chunk), b.o.clients, b.o.getDuration, b.o.tags+1)
 	_, _ = fmt.Fprintf(w, "Gatehouse sends a bearer token from gatehouse auth-server with every request; the reference registries run without auth.\n")
 	_, _ = fmt.Fprintf(w, "Load average (1, 5, 15 min): %s\n\n", strings.Join(b.loadAvgs, "; "))
 
@@ -130,22 +183,32 @@ func (b *bench) report() {
 		}
 		return fmt.Sprintf(format, v)
 	}
-	row("push, monolithic (MB/s)", func(r *result) string { return num(r.pushMono, "%.0f") })
-	row("push, chunked (MB/s)", func(r *result) string { return num(r.pushChunked, "%.0f") })
-	row("pull (MB/s)", func(r *result) string { return num(r.pull, "%.0f") })
-	row("manifest GET (req/s)", func(r *result) string { return num(r.get.perSecond(), "%.0f") })
-	row("manifest GET p50 / p99 (ms)", func(r *result) string {
-		if r.get.ok == 0 {
+	row("push, monolithic (MB/s)", func(r *result) string { return spread(r.pushMono) })
+	row(fmt.Sprintf("push, %s chunks (MB/s)", benchenv.MiB(b.o.chunk)), func(r *result) string { return spread(r.pushChunked) })
+	row("pull (MB/s)", func(r *result) string { return spread(r.pull) })
+	row("manifest GET (req/s)", func(r *result) string { return spread(rates(r.get)) })
+	row("manifest GET p50 / p99 (ms), median run", func(r *result) string {
+		g := medianLoad(r.get)
+		if g.ok == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.2f / %.2f", ms(r.get.percentile(.5)), ms(r.get.percentile(.99)))
+		return fmt.Sprintf("%.2f / %.2f", ms(g.percentile(.5)), ms(g.percentile(.99)))
 	})
-	row("manifest GET failed", func(r *result) string { return fmt.Sprint(r.get.failed) })
-	row(fmt.Sprintf("tags list, %d tags (ms)", b.o.tags+1), func(r *result) string { return num(ms(r.tagsList), "%.1f") })
-	row(fmt.Sprintf("(setup: %d manifest PUTs, s)", b.o.tags), func(r *result) string { return num(r.tagsSetup.Seconds(), "%.1f") })
+	row("manifest GET failed (all runs)", func(r *result) string {
+		n := 0
+		for _, g := range r.get {
+			n += g.failed
+		}
+		return fmt.Sprint(n)
+	})
+	if b.o.tags > 0 {
+		row(fmt.Sprintf("tags list, %d tags (ms)", b.o.tags+1), func(r *result) string { return num(ms(r.tagsList), "%.1f") })
+		row(fmt.Sprintf("(setup: %d manifest PUTs, s)", b.o.tags), func(r *result) string { return num(r.tagsSetup.Seconds(), "%.1f") })
+	}
 	row("peak RSS after the pushes (MiB)", func(r *result) string { return num(float64(r.rssPush)/(1<<20), "%.1f") })
 	row("peak RSS, whole run (MiB)", func(r *result) string { return num(float64(r.rssPeak)/(1<<20), "%.1f") })
-	_, _ = fmt.Fprintf(w, "\ndd if=/dev/zero bs=1M conv=fdatasync, same filesystem: %.0f MB/s\n\n", b.ddRate)
+	_, _ = fmt.Fprintf(w, "\ndd if=/dev/zero bs=1M conv=fdatasync, same filesystem, once before each round's pushes (MB/s): %s\n", spread(b.ddRates))
+	_, _ = fmt.Fprintf(w, "Figures are medians of %d rounds (range in brackets); the registries run side by side and take turns in each round.\n\n", b.o.runs)
 
 	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
 	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
