@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/inmemory"
+)
+
+func TestGen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int64
+		buf  int
+	}{
+		{"empty", 0, 7},
+		{"one byte", 1, 7},
+		{"short of a block", blockSize - 3, 4096},
+		{"across a block", blockSize + 5, 3},
+		{"several blocks, odd reads", 3*blockSize + 7, 100_003},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var whole bytes.Buffer
+			buf := make([]byte, tc.buf)
+			if _, err := io.CopyBuffer(struct{ io.Writer }{&whole}, struct{ io.Reader }{newGen(1, tc.size)}, buf); err != nil {
+				t.Fatal(err)
+			}
+			if int64(whole.Len()) != tc.size {
+				t.Fatalf("read %d bytes, want %d", whole.Len(), tc.size)
+			}
+			sum := sha256.Sum256(whole.Bytes())
+			if got, want := genDigest(1, tc.size), "sha256:"+hex.EncodeToString(sum[:]); got != want {
+				t.Errorf("genDigest %s, want %s", got, want)
+			}
+			// Sections of the stream put together are the stream.
+			var parts bytes.Buffer
+			for off := int64(0); off < tc.size; off += 999_999 {
+				if _, err := io.Copy(&parts, section(1, tc.size, off, 999_999)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(parts.Bytes(), whole.Bytes()) {
+				t.Error("sections differ from the whole stream")
+			}
+		})
+	}
+	t.Run("blocks and seeds differ", func(t *testing.T) {
+		b, err := io.ReadAll(newGen(1, 2*blockSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(b[:blockSize], b[blockSize:]) {
+			t.Error("two blocks of one stream are equal")
+		}
+		if genDigest(1, blockSize) == genDigest(2, blockSize) {
+			t.Error("seeds 1 and 2 give the same stream")
+		}
+	})
+}
+
+// TestWorkload runs every request of the benchmark against Gatehouse's
+// registry handler (in memory, tags list paginated by 3).
+func TestWorkload(t *testing.T) {
+	h, err := api.New(api.Options{
+		Delete: true, MaxTags: 3, MaxEntries: 3,
+		Registry: storage.New(inmemory.New(), storage.Options{Delete: true}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx := context.Background()
+	tg := &target{base: srv.URL, repo: "bench/app", hc: newClient(4)}
+	const size, chunk = 200_000, 64 << 10
+
+	if _, err := tg.pushMonolithic(ctx, 1, size, genDigest(1, size)); err != nil {
+		t.Fatalf("monolithic push: %v", err)
+	}
+	if _, err := tg.pushChunked(ctx, 2, size, chunk, genDigest(2, size)); err != nil {
+		t.Fatalf("chunked push: %v", err)
+	}
+	if _, err := tg.pushMonolithic(ctx, 3, size, genDigest(1, size)); err == nil {
+		t.Fatal("a push with the wrong digest succeeded")
+	}
+	for _, seed := range []uint64{1, 2} {
+		if _, err := tg.pull(ctx, genDigest(seed, size), size); err != nil {
+			t.Fatalf("pull of seed %d: %v", seed, err)
+		}
+	}
+	if _, err := tg.pull(ctx, genDigest(1, size), size+1); err == nil {
+		t.Fatal("pull accepted a blob of the wrong length")
+	}
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	cfgDigest, err := tg.pushSmallBlob(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manifest(cfgDigest, len(cfg), genDigest(1, size), size)
+	if err := tg.putManifest(ctx, "latest", m); err != nil {
+		t.Fatal(err)
+	}
+	res := tg.manifestLoad(ctx, "latest", 4, 300*time.Millisecond)
+	if res.ok == 0 || res.failed != 0 || res.perSecond() <= 0 || res.percentile(.99) < res.percentile(.5) {
+		t.Fatalf("manifest load: ok %d failed %d", res.ok, res.failed)
+	}
+	if missing := tg.manifestLoad(ctx, "nosuchtag", 2, 100*time.Millisecond); missing.ok != 0 || missing.failed == 0 {
+		t.Fatalf("load of a missing tag: ok %d failed %d", missing.ok, missing.failed)
+	}
+	if err := tg.tagMany(ctx, m, 10); err != nil {
+		t.Fatal(err)
+	}
+	n, d, err := tg.listTags(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 11 || d <= 0 {
+		t.Fatalf("tags list: %d tags in %v, want 11", n, d)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"1GiB", 1 << 30, false},
+		{"256MiB", 256 << 20, false},
+		{"64KiB", 64 << 10, false},
+		{"2G", 2 << 30, false},
+		{"512M", 512 << 20, false},
+		{"1000", 1000, false},
+		{"0", 0, false},
+		{"", 0, true},
+		{"GiB", 0, true},
+		{"-1MiB", 0, true},
+		{"1.5GiB", 0, true},
+		{"99999999999999GiB", 0, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseSize(tc.in)
+			if (err != nil) != tc.bad {
+				t.Fatalf("error %v, want error %v", err, tc.bad)
+			}
+			if got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"1GiB", "16MiB", "0", "-5K", "9223372036854775807", "1e9M"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := parseSize(s); err == nil && n < 0 {
+			t.Fatalf("parseSize(%q) = %d", s, n)
+		}
+	})
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-size", "64MiB", "-registries", "v3,gatehouse,v3", "-runs", "1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{keyV3, keyGatehouse}, o.registries); diff != "" {
+		t.Errorf("registries (-want +got):\n%s", diff)
+	}
+	if o.size != 64<<20 || o.chunk != 16<<20 || o.rssSize != 4<<30 || o.tags != 10_000 || o.clients != 32 {
+		t.Errorf("options %+v", o)
+	}
+	for _, args := range [][]string{
+		{"-size", "1K"}, {"-size", "32GiB"}, {"-chunk", "1K"}, {"-rss-size", "-1"}, {"-tags", "-1"},
+		{"-clients", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-d", "1h"}, {"-registries", "zot"}, {"extra"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if _, err := parseFlags(args, io.Discard); err == nil {
+				t.Error("want an error")
+			}
+		})
+	}
+}
+
+func TestMedianAndSpread(t *testing.T) {
+	for _, tc := range []struct {
+		in     []float64
+		median float64
+		spread string
+	}{
+		{nil, 0, "-"},
+		{[]float64{5}, 5, "5"},
+		{[]float64{9, 1, 5}, 5, "5 (1-9)"},
+		{[]float64{4, 1, 3, 2}, 2.5, "2 (1-4)"},
+	} {
+		if got := median(tc.in); got != tc.median {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.median)
+		}
+		if got := spread(tc.in); got != tc.spread {
+			t.Errorf("spread(%v) = %q, want %q", tc.in, got, tc.spread)
+		}
+	}
+}
+
+func TestNextLink(t *testing.T) {
+	for _, tc := range []struct {
+		link, want string
+		bad        bool
+	}{
+		{`</v2/a/tags/list?last=t3&n=3>; rel="next"`, "http://h:1/v2/a/tags/list?last=t3&n=3", false},
+		{`<http://h:1/v2/a/tags/list?n=3&last=x>; rel="next"`, "http://h:1/v2/a/tags/list?n=3&last=x", false},
+		{`</v2/a/tags/list>; rel="prev"`, "", true},
+		{`garbage`, "", true},
+		{`>; rel="next"<`, "", true},
+	} {
+		t.Run(tc.link, func(t *testing.T) {
+			got, err := nextLink("http://h:1", tc.link)
+			if (err != nil) != tc.bad || got != tc.want {
+				t.Errorf("got %q, %v; want %q (error %v)", got, err, tc.want, tc.bad)
+			}
+		})
+	}
+}
+
+func FuzzNextLink(f *testing.F) {
+	for _, s := range []string{`</v2/a/tags/list?n=1&last=a>; rel="next"`, `<>; rel="next"`, `<%zz>; rel="next"`, ``} {
+		f.Add(s)
+	}
+	f.Fuzz(func(_ *testing.T, s string) { _, _ = nextLink("http://127.0.0.1:5000", s) })
+}
+
+func TestTargets(t *testing.T) {
+	b := &bench{
+		o:       options{rssSize: 4 << 30, registries: allKeys},
+		ddRates: []float64{100, 300, 200},
+		results: map[string]*result{
+			keyGatehouse:  {pushMono: []float64{190}, pushChunked: []float64{170}, pull: []float64{1000}, get: []loadResult{{ok: 2600, elapsed: time.Second}}},
+			keyNonDurable: {pushMono: []float64{600}, pushChunked: []float64{500}},
+			keyV3:         {pushMono: []float64{400}, pushChunked: []float64{400}, pull: []float64{1000}, get: []loadResult{{ok: 1000, elapsed: time.Second}}},
+		},
+		rss: 50 << 20,
+	}
+	var got []string
+	for _, r := range b.targets() {
+		got = append(got, r.verdict)
+	}
+	// dd median 200: 190 >= 180 met, 170 missed; 600 >= 1.5*400 met, 500
+	// missed; pull 1.0x met; 2600 >= 2500 met; 50 MiB met.
+	want := []string{"met", "missed", "met", "missed", "met", "met", "met"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	b.rss, b.results = 0, map[string]*result{}
+	for _, r := range b.targets() {
+		if r.verdict != "not measured" {
+			t.Errorf("%s: %s with nothing measured", r.name, r.verdict)
+		}
+	}
+}
