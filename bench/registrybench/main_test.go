@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -269,4 +270,38 @@ func TestTargets(t *testing.T) {
 			t.Errorf("%s: %s with nothing measured", r.name, r.verdict)
 		}
 	}
+}
+
+func TestReadResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		keep     bool
+		bad      bool
+	}{
+		{"200 kept alive", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", true, false},
+		{"200 then close", "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nConnection: close\r\n\r\n", false, false},
+		{"404 is an error", "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}", true, true},
+		{"no length", "HTTP/1.1 200 OK\r\n\r\nabc", false, true},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false, true},
+		{"short body", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", false, true},
+		{"bad status", "HTTP/2 200\r\n\r\n", false, true},
+		{"bad header", "HTTP/1.1 200 OK\r\nnocolon\r\n\r\n", false, true},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keep, err := readResponse(bufio.NewReader(strings.NewReader(tc.in)), make([]byte, 16))
+			if (err != nil) != tc.bad || (err == nil || tc.keep) && keep != tc.keep {
+				t.Errorf("keep %v, err %v; want keep %v, error %v", keep, err, tc.keep, tc.bad)
+			}
+		})
+	}
+}
+
+func FuzzReadResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Add([]byte("HTTP/1.0 301 Moved\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 2"))
+	f.Fuzz(func(_ *testing.T, b []byte) {
+		_, _ = readResponse(bufio.NewReader(bytes.NewReader(b)), make([]byte, 8))
+	})
 }

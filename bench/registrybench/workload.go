@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,12 +245,12 @@ func (r loadResult) percentile(p float64) time.Duration {
 }
 
 // manifestLoad GETs the manifest under tag from clients concurrent clients
-// for d, and returns the successful requests and their latencies.
+// for d, and returns the successful requests and their latencies. Each
+// client keeps one HTTP/1.1 connection and speaks the protocol itself
+// (see rawClient): net/http's client costs about as much CPU per request as
+// a registry does, and on a small machine the load generator shares the
+// cores with the server it measures.
 func (t *target) manifestLoad(ctx context.Context, tag string, clients int, d time.Duration) loadResult {
-	hc := newClient(clients)
-	defer hc.CloseIdleConnections()
-	tt := *t
-	tt.hc = hc
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -255,25 +259,26 @@ func (t *target) manifestLoad(ctx context.Context, tag string, clients int, d ti
 		failed atomic.Int64
 		wg     sync.WaitGroup
 	)
-	u := t.base + "/v2/" + t.repo + "/manifests/" + tag
 	hdr := map[string]string{"Accept": ociManifest}
+	if t.token != "" {
+		hdr["Authorization"] = "Bearer " + t.token
+	}
 	start := time.Now()
+	deadline, _ := ctx.Deadline()
 	for range clients {
 		wg.Go(func() {
+			c, err := newRawClient(t.base, "/v2/"+t.repo+"/manifests/"+tag, hdr)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer c.close()
 			var lat []time.Duration
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				resp, err := tt.do(ctx, http.MethodGet, u, nil, 0, hdr)
-				if err != nil {
-					if ctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if err != nil || resp.StatusCode != http.StatusOK {
-					if ctx.Err() == nil {
+				if err := c.get(ctx); err != nil {
+					// Errors at the deadline are the load ending, not failures.
+					if ctx.Err() == nil && time.Now().Before(deadline) {
 						failed.Add(1)
 					}
 					continue
@@ -291,6 +296,138 @@ func (t *target) manifestLoad(ctx context.Context, tag string, clients int, d ti
 	res.failed = int(failed.Load())
 	slices.Sort(res.latencies)
 	return res
+}
+
+// rawClient sends one prepared GET over a kept-alive HTTP/1.1 connection
+// and reads the answer's status line, headers and Content-Length body.
+type rawClient struct {
+	addr string
+	req  []byte
+	conn net.Conn
+	br   *bufio.Reader
+	body []byte
+}
+
+func newRawClient(base, path string, hdr map[string]string) (*rawClient, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("raw client: %s: only http", base)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: registrybench\r\n", path, u.Host)
+	keys := slices.Sorted(maps.Keys(hdr))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %s\r\n", k, hdr[k])
+	}
+	b.WriteString("\r\n")
+	return &rawClient{addr: u.Host, req: []byte(b.String()), body: make([]byte, 64<<10)}, nil
+}
+
+func (c *rawClient) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// get sends the request and reads a 200 answer; any other answer or a
+// broken connection is an error (and the connection is dropped).
+func (c *rawClient) get(ctx context.Context) error {
+	if c.conn == nil {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", c.addr)
+		if err != nil {
+			return err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 16<<10)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = c.conn.SetDeadline(deadline)
+	}
+	keep, err := c.roundTrip()
+	if err != nil || !keep {
+		c.close()
+	}
+	return err
+}
+
+func (c *rawClient) roundTrip() (keepAlive bool, err error) {
+	if _, err := c.conn.Write(c.req); err != nil {
+		return false, err
+	}
+	return readResponse(c.br, c.body)
+}
+
+// readResponse reads an HTTP/1.1 answer from br, discarding its body
+// through buf, and tells whether the connection may be used again. An
+// answer other than 200 is an error.
+func readResponse(br *bufio.Reader, buf []byte) (keepAlive bool, err error) {
+	status, err := br.ReadSlice('\n')
+	if err != nil {
+		return false, err
+	}
+	code, ok := statusCode(status)
+	if !ok {
+		return false, fmt.Errorf("malformed status line %q", bytes.TrimSpace(status))
+	}
+	length := int64(-1)
+	keepAlive = true
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return false, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return false, fmt.Errorf("malformed header line %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 {
+				return false, fmt.Errorf("bad Content-Length %q", value)
+			}
+			length = n
+		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
+			keepAlive = false
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return false, fmt.Errorf("unexpected Transfer-Encoding %q", value)
+		}
+	}
+	if length < 0 {
+		return false, errors.New("answer without Content-Length")
+	}
+	if n, err := io.CopyBuffer(io.Discard, io.LimitReader(br, length), buf); err != nil || n != length {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return false, err
+	}
+	if code != http.StatusOK {
+		return keepAlive, fmt.Errorf("status %d", code)
+	}
+	return keepAlive, nil
+}
+
+// statusCode reads the code of an "HTTP/1.1 200 OK" status line.
+func statusCode(line []byte) (int, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte("HTTP/1."))
+	if !ok || len(rest) < 5 || rest[1] != ' ' {
+		return 0, false
+	}
+	code, err := strconv.Atoi(string(rest[2:5]))
+	if err != nil || code < 100 || code > 999 {
+		return 0, false
+	}
+	return code, true
 }
 
 // tagMany PUTs m under n tags with a few concurrent clients.
