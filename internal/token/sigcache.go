@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,10 +16,11 @@ const (
 	sigCacheTTL  = time.Minute
 )
 
-// sigCache remembers the payloads of tokens whose signing key and signature
-// were verified, keyed by the SHA-256 of the whole compact token, so that
-// only the exact bytes that passed are accepted again. The claims (issuer,
-// audience, exp, nbf) are still checked on every use. An entry lives at most
+// sigCache remembers the claims of tokens whose signing key, signature,
+// issuer and audience were verified, keyed by the SHA-256 of the whole
+// compact token, so that only the exact bytes that passed are accepted
+// again. exp and nbf are still checked on every use, and every use gets its
+// own copy of the claims. An entry lives at most
 // sigCacheTTL and never past the NotAfter of a certificate in the token's
 // x5c chain. A Verifier is built for one set of trust anchors, so a change
 // of rootcertbundle or JWKS (a new Verifier) starts with an empty cache.
@@ -28,27 +30,40 @@ type sigCache struct {
 }
 
 type sigEntry struct {
-	payload []byte
-	until   time.Time
+	claims Claims
+	until  time.Time
 }
 
 func sigKey(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
 
-// get returns the verified payload of the token with this key, if any.
-func (c *sigCache) get(key [sha256.Size]byte, now time.Time) ([]byte, bool) {
+// get returns a copy of the verified claims of the token with this key, if
+// any.
+func (c *sigCache) get(key [sha256.Size]byte, now time.Time) (*Claims, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[key]
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.until) {
 		return nil, false
 	}
-	return e.payload, true
+	return cloneClaims(&e.claims), true
 }
 
-// put remembers a verified payload until the earlier of now+sigCacheTTL
+func cloneClaims(c *Claims) *Claims {
+	out := *c
+	if c.Access != nil {
+		out.Access = make([]ResourceActions, len(c.Access))
+		for i, ra := range c.Access {
+			ra.Actions = slices.Clone(ra.Actions)
+			out.Access[i] = ra
+		}
+	}
+	return &out
+}
+
+// put remembers a copy of verified claims until the earlier of now+sigCacheTTL
 // and notAfter (ignored when zero). When the cache is full, expired entries
 // go first, and everything if none has expired.
-func (c *sigCache) put(key [sha256.Size]byte, payload []byte, now, notAfter time.Time) {
+func (c *sigCache) put(key [sha256.Size]byte, claims *Claims, now, notAfter time.Time) {
 	until := now.Add(sigCacheTTL)
 	if !notAfter.IsZero() && notAfter.Before(until) {
 		until = notAfter
@@ -61,7 +76,7 @@ func (c *sigCache) put(key [sha256.Size]byte, payload []byte, now, notAfter time
 	if c.entries == nil || len(c.entries) >= sigCacheSize {
 		c.evict(now)
 	}
-	c.entries[key] = sigEntry{payload: payload, until: until}
+	c.entries[key] = sigEntry{claims: *cloneClaims(claims), until: until}
 }
 
 func (c *sigCache) evict(now time.Time) {

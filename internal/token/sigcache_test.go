@@ -17,7 +17,8 @@ func TestVerifyCachesSignatureNotClaims(t *testing.T) {
 	now := testNow
 	v := testVerifier(t, VerifierOptions{RootCerts: []*x509.Certificate{cert}, Leeway: -1, Now: func() time.Time { return now }})
 	s := mustSigner(t, key, []*x509.Certificate{cert}, SignerOptions{X5C: true, KeyID: KeyIDLibtrust})
-	tok := mustSign(t, s, NewClaims("auth", "alice", "registry", now, 10*time.Second, nil))
+	tok := mustSign(t, s, NewClaims("auth", "alice", "registry", now, 10*time.Second,
+		[]ResourceActions{{Type: "repository", Name: "a/b", Actions: []string{"pull", "push"}}}))
 
 	first, err := v.Verify(tok)
 	if err != nil {
@@ -33,6 +34,17 @@ func TestVerifyCachesSignatureNotClaims(t *testing.T) {
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("cached claims differ (-first +second):\n%s", diff)
 	}
+	t.Run("each use gets its own copy", func(t *testing.T) {
+		second.Access[0].Actions[0] = "delete"
+		second.Subject = "mallory"
+		third, err := v.Verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, third); diff != "" {
+			t.Errorf("a caller's change reached the cache (-want +got):\n%s", diff)
+		}
+	})
 
 	t.Run("tampered signature of a cached token", func(t *testing.T) {
 		bad := tok[:len(tok)-2] + flip(tok[len(tok)-2]) + tok[len(tok)-1:]
@@ -82,22 +94,43 @@ func TestSigCacheLifetime(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var c sigCache
 			k := sigKey("a.b.c")
-			c.put(k, []byte("payload"), t0, tc.notAfter)
+			c.put(k, &Claims{Subject: "alice"}, t0, tc.notAfter)
 			got, ok := c.get(k, t0.Add(tc.at))
 			if ok != tc.want {
 				t.Fatalf("hit %v, want %v", ok, tc.want)
 			}
-			if ok && string(got) != "payload" {
-				t.Fatalf("payload %q", got)
+			if ok && got.Subject != "alice" {
+				t.Fatalf("claims %+v", got)
 			}
 		})
+	}
+}
+
+func TestVerifyCachedNotYetValid(t *testing.T) {
+	key := testKey(t, "p256")
+	cert := testCert(t, "token", key, false, nil, nil)
+	now := testNow
+	v := testVerifier(t, VerifierOptions{RootCerts: []*x509.Certificate{cert}, Leeway: -1, Now: func() time.Time { return now }})
+	c := NewClaims("auth", "alice", "registry", now, time.Hour, nil)
+	c.NotBefore = now.Add(10 * time.Second).Unix()
+	tok := mustSign(t, mustSigner(t, key, []*x509.Certificate{cert}, SignerOptions{X5C: true}), c)
+	if _, err := v.Verify(tok); !errors.Is(err, ErrNotYetValid) {
+		t.Fatalf("got %v, want ErrNotYetValid", err)
+	}
+	now = now.Add(11 * time.Second)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("once valid: %v", err)
+	}
+	now = testNow // a clock stepping back is checked on a cache hit too
+	if _, err := v.Verify(tok); !errors.Is(err, ErrNotYetValid) {
+		t.Fatalf("cached, clock back: got %v, want ErrNotYetValid", err)
 	}
 }
 
 func TestSigCacheBounded(t *testing.T) {
 	var c sigCache
 	for i := range 3 * sigCacheSize {
-		c.put(sha256.Sum256(fmt.Appendf(nil, "%d", i)), nil, testNow, time.Time{})
+		c.put(sha256.Sum256(fmt.Appendf(nil, "%d", i)), &Claims{}, testNow, time.Time{})
 		if n := c.len(); n > sigCacheSize {
 			t.Fatalf("%d entries after %d puts, want at most %d", n, i+1, sigCacheSize)
 		}

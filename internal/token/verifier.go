@@ -185,8 +185,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: not a compact JWS (header.payload.signature)", ErrMalformed)
 	}
 	ck := sigKey(token)
-	if payload, ok := v.sigs.get(ck, v.now()); ok {
-		return v.checkClaims(payload)
+	if c, ok := v.sigs.get(ck, v.now()); ok {
+		if err := v.checkTimes(c); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
@@ -213,7 +216,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.sigs.put(ck, payload, v.now(), notAfter)
+	v.sigs.put(ck, c, v.now(), notAfter)
 	return c, nil
 }
 
@@ -279,16 +282,22 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 	if c.Audience, err = v.audience(w.Audience); err != nil {
 		return nil, err
 	}
-	now := v.now()
-	if exp := time.Unix(c.Expiry, 0); now.After(exp.Add(v.leeway)) {
-		return nil, fmt.Errorf("%w: at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
-	}
-	if w.NotBefore != nil {
-		if nbf := time.Unix(c.NotBefore, 0); now.Add(v.leeway).Before(nbf) {
-			return nil, fmt.Errorf("%w: valid from %s", ErrNotYetValid, nbf.UTC().Format(time.RFC3339))
-		}
+	if err := v.checkTimes(c); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// checkTimes checks exp and nbf (absent: 0, the epoch) against now.
+func (v *Verifier) checkTimes(c *Claims) error {
+	now := v.now()
+	if exp := time.Unix(c.Expiry, 0); now.After(exp.Add(v.leeway)) {
+		return fmt.Errorf("%w: at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
+	}
+	if nbf := time.Unix(c.NotBefore, 0); now.Add(v.leeway).Before(nbf) {
+		return fmt.Errorf("%w: valid from %s", ErrNotYetValid, nbf.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (v *Verifier) audience(raw json.RawMessage) (string, error) {
