@@ -288,12 +288,14 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	for run := 1; run <= b.o.runs; run++ {
 		b.logf("round %d of %d: dd conv=fdatasync of %s", run, b.o.runs, benchenv.MiB(b.o.size))
+		syscall.Sync()
 		rate, err := ddRate(ctx, b.tmp, b.o.size)
 		if err != nil {
 			return err
 		}
 		b.ddRates = append(b.ddRates, rate)
 		each(fmt.Sprintf("monolithic push of %s (round %d)", benchenv.MiB(b.o.size), run), func(k string, s *started, r *result) error {
+			syscall.Sync()
 			wait := b.profile(ctx, s, fmt.Sprintf("%s-push-%d", k, run), max(1, int(b.o.size/(400<<20))))
 			defer wait()
 			d, err := s.t.pushMonolithic(ctx, seedMonolithic, b.o.size, digests[seedMonolithic])
@@ -304,6 +306,7 @@ func (b *bench) run(ctx context.Context) error {
 			return nil
 		})
 		each(fmt.Sprintf("chunked push, %s chunks (round %d)", benchenv.MiB(b.o.chunk), run), func(k string, s *started, r *result) error {
+			syscall.Sync()
 			d, err := s.t.pushChunked(ctx, seedChunked, b.o.size, b.o.chunk, digests[seedChunked])
 			if err != nil {
 				return err
@@ -527,6 +530,7 @@ func (b *bench) measureRSS(ctx context.Context) error {
 	}
 	defer s.stop()
 	b.logf("Gatehouse (durable): monolithic push of %s for RSS", benchenv.MiB(b.o.rssSize))
+	syscall.Sync()
 	d, err := s.t.pushMonolithic(ctx, seedRSS, b.o.rssSize, digest)
 	if err != nil {
 		return fmt.Errorf("RSS push: %w", err)
