@@ -284,15 +284,23 @@ func (d *Driver) Writer(ctx context.Context, p string, appendTo bool) (driver.Fi
 		_ = f.Close()
 		return nil, d.wrap(p, err)
 	}
-	return &fileWriter{d: d, p: p, f: f, size: size}, nil
+	return &fileWriter{d: d, p: p, f: f, size: size, started: size}, nil
 }
 
+// writeBehind is how much a durable writer lets pile up in the page cache
+// before it asks the kernel to start writing it out. Without it, a large
+// blob reaches the disk only at Commit's fsync, after the whole body was
+// received; with it, the disk works while the body arrives and the fsync
+// waits for the last few MiB only.
+const writeBehind = 8 << 20
+
 type fileWriter struct {
-	d      *Driver
-	p      string
-	f      *os.File
-	size   int64
-	closed bool
+	d       *Driver
+	p       string
+	f       *os.File
+	size    int64
+	started int64 // bytes up to here were handed to startWriteback
+	closed  bool
 }
 
 func (w *fileWriter) Write(b []byte) (int, error) {
@@ -303,6 +311,10 @@ func (w *fileWriter) Write(b []byte) (int, error) {
 	w.size += int64(n)
 	if err != nil {
 		return n, w.d.wrap(w.p, err)
+	}
+	if w.d.durable && w.size-w.started >= writeBehind {
+		startWriteback(w.f, w.started, w.size-w.started)
+		w.started = w.size
 	}
 	return n, nil
 }
