@@ -60,6 +60,7 @@ const (
 	keyNonDurable  = "gatehouse-nondurable"
 	keyV3          = "v3"
 	keyV2          = "v2"
+	ddKey          = "dd"
 	repoName       = "bench/app"
 	serviceName    = "gatehouse-bench"
 	issuerName     = "gatehouse-bench-issuer"
@@ -273,8 +274,23 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	// each runs f on every registry still in the race, in -registries order.
-	each := func(phase string, f func(k string, s *started, r *result) error) {
-		for _, k := range b.o.registries {
+	// eachFrom runs f on every registry still in the race, in -registries
+	// order rotated by shift, so that no registry always goes first.
+	// The key ddKey stands for the dd measurement and is only in
+	// participants when the caller puts it there.
+	eachFrom := func(participants []string, shift int, phase string, f func(k string, s *started, r *result) error) error {
+		for i := range participants {
+			k := participants[(i+shift)%len(participants)]
+			if k == ddKey {
+				b.logf("dd conv=fdatasync of %s", benchenv.MiB(b.o.size))
+				syscall.Sync()
+				rate, err := ddRate(ctx, b.tmp, b.o.size)
+				if err != nil {
+					return err
+				}
+				b.ddRates = append(b.ddRates, rate)
+				continue
+			}
 			s, r := regs[k], b.results[k]
 			if s == nil || r.err != nil || ctx.Err() != nil {
 				continue
@@ -285,16 +301,18 @@ func (b *bench) run(ctx context.Context) error {
 				b.logf("%s: %v", titles[k], r.err)
 			}
 		}
+		return nil
 	}
+	each := func(phase string, f func(k string, s *started, r *result) error) {
+		_ = eachFrom(b.o.registries, 0, phase, f)
+	}
+	withDD := append([]string{ddKey}, b.o.registries...)
 	for run := 1; run <= b.o.runs; run++ {
-		b.logf("round %d of %d: dd conv=fdatasync of %s", run, b.o.runs, benchenv.MiB(b.o.size))
-		syscall.Sync()
-		rate, err := ddRate(ctx, b.tmp, b.o.size)
-		if err != nil {
-			return err
-		}
-		b.ddRates = append(b.ddRates, rate)
-		each(fmt.Sprintf("monolithic push of %s (round %d)", benchenv.MiB(b.o.size), run), func(k string, s *started, r *result) error {
+		b.logf("round %d of %d", run, b.o.runs)
+		// dd takes its turn among the monolithic pushes, and the order
+		// rotates every round: a disk whose speed swings (a VM's) then
+		// favours no one.
+		err := eachFrom(withDD, run-1, fmt.Sprintf("monolithic push of %s (round %d)", benchenv.MiB(b.o.size), run), func(k string, s *started, r *result) error {
 			syscall.Sync()
 			wait := b.profile(ctx, s, fmt.Sprintf("%s-push-%d", k, run), max(1, int(b.o.size/(400<<20))))
 			defer wait()
@@ -305,7 +323,10 @@ func (b *bench) run(ctx context.Context) error {
 			r.pushMono = append(r.pushMono, mbps(b.o.size, d))
 			return nil
 		})
-		each(fmt.Sprintf("chunked push, %s chunks (round %d)", benchenv.MiB(b.o.chunk), run), func(k string, s *started, r *result) error {
+		if err != nil {
+			return err
+		}
+		_ = eachFrom(b.o.registries, run-1, fmt.Sprintf("chunked push, %s chunks (round %d)", benchenv.MiB(b.o.chunk), run), func(k string, s *started, r *result) error {
 			syscall.Sync()
 			d, err := s.t.pushChunked(ctx, seedChunked, b.o.size, b.o.chunk, digests[seedChunked])
 			if err != nil {
@@ -321,7 +342,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	})
 	for run := 1; run <= b.o.runs; run++ {
-		each(fmt.Sprintf("pull (round %d)", run), func(_ string, s *started, r *result) error {
+		_ = eachFrom(b.o.registries, run-1, fmt.Sprintf("pull (round %d)", run), func(_ string, s *started, r *result) error {
 			d, err := s.t.pull(ctx, digests[seedMonolithic], b.o.size)
 			if err != nil {
 				return err
@@ -341,7 +362,7 @@ func (b *bench) run(ctx context.Context) error {
 		return s.t.putManifest(ctx, "latest", manifests[k])
 	})
 	for run := 1; run <= b.o.runs; run++ {
-		each(fmt.Sprintf("manifest GET, %d clients, %s (round %d)", b.o.clients, b.o.getDuration, run), func(k string, s *started, r *result) error {
+		_ = eachFrom(b.o.registries, run-1, fmt.Sprintf("manifest GET, %d clients, %s (round %d)", b.o.clients, b.o.getDuration, run), func(k string, s *started, r *result) error {
 			wait := b.profile(ctx, s, fmt.Sprintf("%s-manifest-get-%d", k, run), max(1, int(b.o.getDuration.Seconds())-1))
 			defer wait()
 			g := s.t.manifestLoad(ctx, "latest", b.o.clients, b.o.getDuration)

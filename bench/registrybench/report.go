@@ -207,8 +207,8 @@ func (b *bench) report() {
 	}
 	row("peak RSS after the pushes (MiB)", func(r *result) string { return num(float64(r.rssPush)/(1<<20), "%.1f") })
 	row("peak RSS, whole run (MiB)", func(r *result) string { return num(float64(r.rssPeak)/(1<<20), "%.1f") })
-	_, _ = fmt.Fprintf(w, "\ndd if=/dev/zero bs=1M conv=fdatasync, same filesystem, once before each round's pushes (MB/s): %s\n", spread(b.ddRates))
-	_, _ = fmt.Fprintf(w, "Figures are medians of %d rounds (range in brackets); the registries run side by side and take turns in each round.\n\n", b.o.runs)
+	_, _ = fmt.Fprintf(w, "\ndd if=/dev/zero bs=1M conv=fdatasync, same filesystem, a turn among each round's monolithic pushes (MB/s): %s\n", spread(b.ddRates))
+	_, _ = fmt.Fprintf(w, "Figures are medians of %d rounds (range in brackets); the registries run side by side and take turns in each round, in an order that rotates.\n\n", b.o.runs)
 
 	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
 	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
