@@ -61,6 +61,7 @@ const (
 	keyV3          = "v3"
 	keyV2          = "v2"
 	ddKey          = "dd"
+	randKey        = "random-write"
 	repoName       = "bench/app"
 	serviceName    = "gatehouse-bench"
 	issuerName     = "gatehouse-bench-issuer"
@@ -190,18 +191,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // bench is one run.
 type bench struct {
-	o        options
-	tmp      string
-	out      io.Writer
-	gate     string
-	auth     *benchenv.AuthServer
-	procs    []*benchenv.Process
-	results  map[string]*result
-	ddRates  []float64
-	rss      int64
-	rssRate  float64
-	rssErr   error
-	loadAvgs []string
+	o         options
+	tmp       string
+	out       io.Writer
+	gate      string
+	auth      *benchenv.AuthServer
+	procs     []*benchenv.Process
+	results   map[string]*result
+	ddRates   []float64
+	randRates []float64 // write+fdatasync of generated (random) bytes
+	rss       int64
+	rssRate   float64
+	rssErr    error
+	loadAvgs  []string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -291,6 +293,16 @@ func (b *bench) run(ctx context.Context) error {
 				b.ddRates = append(b.ddRates, rate)
 				continue
 			}
+			if k == randKey {
+				b.logf("write+fdatasync of %s of the generator's bytes", benchenv.MiB(b.o.size))
+				syscall.Sync()
+				rate, err := randWriteRate(b.tmp, b.o.size)
+				if err != nil {
+					return err
+				}
+				b.randRates = append(b.randRates, rate)
+				continue
+			}
 			s, r := regs[k], b.results[k]
 			if s == nil || r.err != nil || ctx.Err() != nil {
 				continue
@@ -306,7 +318,7 @@ func (b *bench) run(ctx context.Context) error {
 	each := func(phase string, f func(k string, s *started, r *result) error) {
 		_ = eachFrom(b.o.registries, 0, phase, f)
 	}
-	withDD := append([]string{ddKey}, b.o.registries...)
+	withDD := append([]string{ddKey, randKey}, b.o.registries...)
 	for run := 1; run <= b.o.runs; run++ {
 		b.logf("round %d of %d", run, b.o.runs)
 		// dd takes its turn among the monolithic pushes, and the order
