@@ -6,6 +6,7 @@
 #
 # Go tools go to $GATEHOUSE_TOOLS/bin (default ~/.cache/gatehouse-tools/bin).
 set -euo pipefail
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
 TOOLS=${GATEHOUSE_TOOLS:-$HOME/.cache/gatehouse-tools}
 BIN=$TOOLS/bin

@@ -4,6 +4,7 @@
 # integration tests against real components, which the tests start on
 # 127.0.0.1 and stop again. Conformance reports land in results/.
 set -euo pipefail
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
