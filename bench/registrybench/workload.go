@@ -102,7 +102,7 @@ func withDigest(loc, digest string) string {
 }
 
 func (t *target) startUpload(ctx context.Context) (string, error) {
-	resp, err := t.do(ctx, http.MethodPost, t.base+"/v2/"+t.repo+"/blobs/uploads/", bytes.NewReader(nil), 0, nil)
+	resp, err := t.do(ctx, http.MethodPost, t.base+"/v2/"+t.repo+"/blobs/uploads/", bytes.NewReader(nil), 0, nil) //nolint:bodyclose // expect closes it
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +121,7 @@ func (t *target) pushMonolithic(ctx context.Context, seed uint64, size int64, di
 	if err != nil {
 		return 0, err
 	}
-	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), newGen(seed, size), size,
+	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), newGen(seed, size), size, //nolint:bodyclose // expect closes it
 		map[string]string{"Content-Type": "application/octet-stream"})
 	if err != nil {
 		return 0, err
@@ -142,7 +142,7 @@ func (t *target) pushChunked(ctx context.Context, seed uint64, size, chunk int64
 	}
 	for off := int64(0); off < size; off += chunk {
 		n := min(chunk, size-off)
-		resp, err := t.do(ctx, http.MethodPatch, loc, section(seed, size, off, n), n, map[string]string{
+		resp, err := t.do(ctx, http.MethodPatch, loc, section(seed, size, off, n), n, map[string]string{ //nolint:bodyclose // expect closes it
 			"Content-Type":  "application/octet-stream",
 			"Content-Range": fmt.Sprintf("%d-%d", off, off+n-1),
 		})
@@ -158,7 +158,7 @@ func (t *target) pushChunked(ctx context.Context, seed uint64, size, chunk int64
 		}
 		loc = next
 	}
-	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), bytes.NewReader(nil), 0, nil)
+	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), bytes.NewReader(nil), 0, nil) //nolint:bodyclose // closed by expect or below
 	if err != nil {
 		return 0, err
 	}
@@ -171,7 +171,7 @@ func (t *target) pushChunked(ctx context.Context, seed uint64, size, chunk int64
 // pull GETs a blob, discarding it, and checks its length.
 func (t *target) pull(ctx context.Context, digest string, size int64) (time.Duration, error) {
 	start := time.Now()
-	resp, err := t.do(ctx, http.MethodGet, t.base+"/v2/"+t.repo+"/blobs/"+digest, nil, 0, nil)
+	resp, err := t.do(ctx, http.MethodGet, t.base+"/v2/"+t.repo+"/blobs/"+digest, nil, 0, nil) //nolint:bodyclose // closed by expect or below
 	if err != nil {
 		return 0, err
 	}
@@ -198,7 +198,7 @@ func (t *target) pushSmallBlob(ctx context.Context, b []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), bytes.NewReader(b), int64(len(b)),
+	resp, err := t.do(ctx, http.MethodPut, withDigest(loc, digest), bytes.NewReader(b), int64(len(b)), //nolint:bodyclose // closed by expect or below
 		map[string]string{"Content-Type": "application/octet-stream"})
 	if err != nil {
 		return "", err
@@ -213,7 +213,7 @@ func manifest(configDigest string, configSize int, layerDigest string, layerSize
 }
 
 func (t *target) putManifest(ctx context.Context, tag string, m []byte) error {
-	resp, err := t.do(ctx, http.MethodPut, t.base+"/v2/"+t.repo+"/manifests/"+tag, bytes.NewReader(m), int64(len(m)),
+	resp, err := t.do(ctx, http.MethodPut, t.base+"/v2/"+t.repo+"/manifests/"+tag, bytes.NewReader(m), int64(len(m)), //nolint:bodyclose // closed by expect or below
 		map[string]string{"Content-Type": ociManifest})
 	if err != nil {
 		return err
@@ -468,7 +468,7 @@ func (t *target) listTags(ctx context.Context) (int, time.Duration, error) {
 	var bodies [][]byte
 	start := time.Now()
 	for u != "" {
-		resp, err := t.do(ctx, http.MethodGet, u, nil, 0, nil)
+		resp, err := t.do(ctx, http.MethodGet, u, nil, 0, nil) //nolint:bodyclose // closed by expect or below
 		if err != nil {
 			return 0, 0, err
 		}

@@ -136,7 +136,7 @@ func waitTCP(ctx context.Context, p *Process, addr string, timeout time.Duration
 			return nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("%s exited before listening: %v\n%s", p.Name, p.err, p.Tail(2000))
+			return fmt.Errorf("%s exited before listening: %w\n%s", p.Name, p.err, p.Tail(2000))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not listen on %s within %s\n%s", p.Name, addr, timeout, p.Tail(2000))

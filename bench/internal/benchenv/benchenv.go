@@ -187,7 +187,7 @@ func (p *Process) WaitHTTP(ctx context.Context, url string, timeout time.Duratio
 			return nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("%s exited before answering: %v\n%s", p.Name, p.err, p.Tail(2000))
+			return fmt.Errorf("%s exited before answering: %w\n%s", p.Name, p.err, p.Tail(2000))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not answer %s within %s\n%s", p.Name, url, timeout, p.Tail(2000))
