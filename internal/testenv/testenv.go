@@ -19,39 +19,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/tools"
 )
 
 // ToolsDir is where scripts/install-deps.sh puts pinned Go tools.
-func ToolsDir() string {
-	if d := os.Getenv("GATEHOUSE_TOOLS"); d != "" {
-		return filepath.Join(d, "bin")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "gatehouse-tools", "bin")
-}
+func ToolsDir() string { return tools.Dir() }
 
 // Tool returns the path of an external program, from the tools dir or PATH.
 // A missing program fails the test with how to install it.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	if p := filepath.Join(ToolsDir(), name); isExec(p) {
-		return p
+	p, err := tools.Find(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); isExec(p) {
-			return p
-		}
-	}
-	t.Fatalf("%s is not installed: run scripts/install-deps.sh (as root) first", name)
-	return ""
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+	return p
 }
 
 // RepoRoot returns the repository's top directory.

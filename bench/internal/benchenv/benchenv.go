@@ -20,39 +20,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/tools"
 )
 
-// ToolsDir is where scripts/install-deps.sh puts pinned tools:
-// $GATEHOUSE_TOOLS/bin, else ~/.cache/gatehouse-tools/bin.
-func ToolsDir() string {
-	if d := os.Getenv("GATEHOUSE_TOOLS"); d != "" {
-		return filepath.Join(d, "bin")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "gatehouse-tools", "bin")
-}
+// ToolsDir is where scripts/install-deps.sh puts pinned tools.
+func ToolsDir() string { return tools.Dir() }
 
-// Tool returns the path of an installed program, from the tools dir, PATH
-// or the system binary directories.
-func Tool(name string) (string, error) {
-	if p := filepath.Join(ToolsDir(), name); isExec(p) {
-		return p, nil
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); isExec(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed: run scripts/install-deps.sh (as root) first", name)
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
+// Tool returns the path of an installed program.
+func Tool(name string) (string, error) { return tools.Find(name) }
 
 // BuildGatehouse builds ./cmd/gatehouse of the module the go tool finds
 // from the working directory into dir and returns the binary's path.
