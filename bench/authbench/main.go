@@ -71,11 +71,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("authbench", flag.ContinueOnError)
 	d := fs.Duration("d", 10*time.Second, "duration of each case (at most 2m)")
 	gate := fs.String("gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
+	keyType := fs.String("key", "rsa", "token and TLS key: rsa (RSA-2048, docker_auth's measured setup) or ecdsa (P-256, what gatehouse serve makes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *d <= 0 || *d > 2*time.Minute {
 		return fmt.Errorf("-d must be in (0, 2m]")
+	}
+	if *keyType != "rsa" && *keyType != "ecdsa" {
+		return fmt.Errorf("-key must be rsa or ecdsa")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -95,7 +99,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	certs := filepath.Join(tmp, "certs")
-	if err := benchenv.Certs(ctx, bin, certs); err != nil {
+	if err := benchenv.CertsKey(ctx, bin, certs, *keyType == "rsa"); err != nil {
 		return err
 	}
 	loadBefore := benchenv.LoadAvg()
@@ -137,7 +141,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	_, _ = fmt.Fprintf(out, "\n## Auth server benchmark\n\n%s\n", benchenv.Machine())
-	_, _ = fmt.Fprintf(out, "TLS, RSA-2048 key, bcrypt cost 10, one scope per request, %s per case, load generator on the same cores.\n", *d)
+	keyDesc := "RSA-2048"
+	if *keyType == "ecdsa" {
+		keyDesc = "ECDSA P-256"
+	}
+	_, _ = fmt.Fprintf(out, "TLS, %s key, bcrypt cost 10, one scope per request, %s per case, load generator on the same cores.\n", keyDesc, *d)
 	_, _ = fmt.Fprintf(out, "Load average (1, 5, 15 min): before %s; after %s\n\n", loadBefore, benchenv.LoadAvg())
 	_, _ = fmt.Fprintln(out, "| case | clients | requests/s | p50 (ms) | p99 (ms) | non-200 | target | |")
 	_, _ = fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")

@@ -23,9 +23,19 @@ import (
 const BenchUser = "bench"
 
 // Certs makes a CA and an RSA-2048 server certificate for localhost and
-// 127.0.0.1 in dir with `gatehouse certs init --rsa`.
+// 127.0.0.1 in dir with `gatehouse certs init --rsa` (docker_auth's
+// measured setup); CertsKey chooses the key type.
 func Certs(ctx context.Context, gatehouse, dir string) error {
-	cmd := exec.CommandContext(ctx, gatehouse, "certs", "init", "--out", dir, "--host", "localhost", "--ip", "127.0.0.1", "--rsa")
+	return CertsKey(ctx, gatehouse, dir, true)
+}
+
+// CertsKey is Certs with an RSA-2048 key when rsa is set, else ECDSA P-256.
+func CertsKey(ctx context.Context, gatehouse, dir string, rsa bool) error {
+	args := []string{"certs", "init", "--out", dir, "--host", "localhost", "--ip", "127.0.0.1"}
+	if rsa {
+		args = append(args, "--rsa")
+	}
+	cmd := exec.CommandContext(ctx, gatehouse, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("gatehouse certs init: %w\n%s", err, out)
 	}
