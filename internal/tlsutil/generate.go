@@ -94,17 +94,9 @@ func GenerateCA(cn string, validity time.Duration, opts ...GenOption) (*x509.Cer
 		return nil, nil, errors.New("CA validity must be positive")
 	}
 	o := applyOpts(opts)
-	key, err := newKey(o)
+	key, serial, skid, err := newIdentity(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("CA key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
-	skid, err := subjectKeyID(key.Public())
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("CA: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -160,17 +152,9 @@ func GenerateServer(ca *x509.Certificate, caKey crypto.Signer, hosts []string, i
 		}
 	}
 	o := applyOpts(opts)
-	key, err := newKey(o)
+	key, serial, skid, err := newIdentity(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("server key: %w", err)
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
-	skid, err := subjectKeyID(key.Public())
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("server certificate: %w", err)
 	}
 	cn := ""
 	if len(hosts) > 0 {
@@ -265,4 +249,22 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// newIdentity makes what every certificate needs of its own: a key, a
+// random serial number and the subject key identifier.
+func newIdentity(o genOptions) (crypto.Signer, *big.Int, []byte, error) {
+	key, err := newKey(o)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	skid, err := subjectKeyID(key.Public())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, skid, nil
 }
