@@ -233,8 +233,8 @@ func (b *driverBlob) Close() error {
 }
 
 // BlobRedirectURL returns a URL the client can fetch dgst from directly
-// (driver.Redirector), or "" to serve it through the registry. Call it
-// after StatBlob: it does not check the repository's link.
+// (driver.Redirector), or "" to serve it through the registry. A blob not
+// linked into this repository is ErrBlobUnknown, as for StatBlob.
 func (r *Repository) BlobRedirectURL(req *http.Request, dgst digest.Digest) (string, error) {
 	if err := checkDigest(dgst); err != nil {
 		return "", err
@@ -242,6 +242,12 @@ func (r *Repository) BlobRedirectURL(req *http.Request, dgst digest.Digest) (str
 	rd, ok := r.reg.d.(driver.Redirector)
 	if !ok {
 		return "", nil
+	}
+	// The URL serves the global blob data: hand it out only for a blob
+	// linked into this repository, or pull access to any repository would
+	// read every blob in the registry.
+	if _, err := r.StatBlob(req.Context(), dgst); err != nil {
+		return "", err
 	}
 	return rd.RedirectURL(req, blobDataPath(dgst))
 }
