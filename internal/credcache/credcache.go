@@ -14,6 +14,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"hash"
 	"sync"
 	"time"
@@ -78,11 +79,17 @@ func (c *Cache) SetClock(now func() time.Time) {
 	}
 }
 
+// key is the HMAC of the account's length, the account and the password.
+// The length prefix keeps the encoding unambiguous: accounts and passwords
+// may both contain NUL, so a separator byte alone would let ("a\x00b", "c")
+// and ("a", "b\x00c") share an entry.
 func (c *Cache) key(account string, password secret.Secret) key {
 	m := c.macs.Get().(hash.Hash)
 	m.Reset()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(account)))
+	m.Write(n[:])
 	m.Write([]byte(account))
-	m.Write([]byte{0})
 	m.Write([]byte(password.Reveal()))
 	var k key
 	m.Sum(k[:0])

@@ -96,3 +96,28 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// TestCacheKeyUnambiguous: credentials that split the same bytes
+// differently between account and password (NUL included) never share an
+// entry.
+func TestCacheKeyUnambiguous(t *testing.T) {
+	c := New(time.Minute, 0)
+	c.Put("ops\x00admin", "pw", Entry{Labels: authn.Labels{"groups": {"ops"}}, Authenticator: "ext"})
+	tests := []struct {
+		name     string
+		account  string
+		password secret.Secret
+		hit      bool
+	}{
+		{"same credentials", "ops\x00admin", "pw", true},
+		{"NUL moved into the password", "ops", "admin\x00pw", false},
+		{"NUL moved into the account", "ops\x00admin\x00pw", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := c.Get(tc.account, tc.password); ok != tc.hit {
+				t.Errorf("Get(%q, ...) hit = %v, want %v", tc.account, ok, tc.hit)
+			}
+		})
+	}
+}
