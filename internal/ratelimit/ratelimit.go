@@ -5,10 +5,20 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"math"
 	"sync"
 	"time"
 )
+
+// bucketKey is the map key for a caller's key: its SHA-256, so that a
+// bucket costs the same few bytes whatever the key. Keys are account names
+// from unauthenticated requests, up to the size of a request header or
+// body; kept as they are, MaxKeys of them could hold gigabytes.
+func bucketKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return string(sum[:])
+}
 
 // DefaultMaxKeys bounds the number of buckets a Limiter keeps.
 const DefaultMaxKeys = 100_000
@@ -79,6 +89,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return true, 0
 	}
+	key = bucketKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, found := l.buckets[key]
@@ -101,6 +112,7 @@ func (l *Limiter) Fail(key string) {
 	if l == nil {
 		return
 	}
+	key = bucketKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,5 +74,27 @@ func TestBoundedMemory(t *testing.T) {
 	}
 	if n := l.Len(); n > 100 {
 		t.Fatalf("Len = %d, want <= 100", n)
+	}
+}
+
+// TestKeySizeBounded: a bucket's map key has a fixed size however long the
+// caller's key is (account names come from unauthenticated requests), and
+// long keys still get their own bucket.
+func TestKeySizeBounded(t *testing.T) {
+	l := New(1, time.Minute, 0)
+	long := strings.Repeat("a", 60<<10)
+	l.Fail(long)
+	if ok, _ := l.Allow(long); ok {
+		t.Fatal("long key: allowed after its only failure")
+	}
+	if ok, _ := l.Allow(long + "b"); !ok {
+		t.Fatal("a different long key was refused")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.buckets {
+		if len(k) > 64 {
+			t.Errorf("bucket key is %d bytes long, want at most 64", len(k))
+		}
 	}
 }
