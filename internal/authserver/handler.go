@@ -154,14 +154,18 @@ func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p 
 		for _, a := range c.Authenticators {
 			if rd, ok := a.(Ready); ok {
 				if err := rd.Ready(ctx); err != nil {
-					problems = append(problems, fmt.Sprintf("authenticator %s: %v", a.Name(), err))
+					// The reason can name servers and bind DNs: it goes to
+					// the log, not to whoever can reach the probe.
+					problems = append(problems, fmt.Sprintf("authenticator %s: not ready", a.Name()))
+					s.log.Warn("not ready", "request_id", info.id, "authenticator", a.Name(), "err", err)
 				}
 			}
 		}
 		for _, a := range c.Authorizers {
 			if rd, ok := a.(Ready); ok {
 				if err := rd.Ready(ctx); err != nil {
-					problems = append(problems, fmt.Sprintf("authorizer %s: %v", a.Name(), err))
+					problems = append(problems, fmt.Sprintf("authorizer %s: not ready", a.Name()))
+					s.log.Warn("not ready", "request_id", info.id, "authorizer", a.Name(), "err", err)
 				}
 			}
 		}

@@ -287,8 +287,11 @@ func TestReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := f.get("/readyz", "", "")
-	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "authenticator ldap: dial tcp") {
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "authenticator ldap: not ready") {
 		t.Fatalf("status %d body %q", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "dial tcp") {
+		t.Errorf("/readyz shows the backend's error to the client: %q", rec.Body)
 	}
 	ra.ready = nil
 	if rec := f.get("/readyz", "", ""); rec.Code != 200 {
