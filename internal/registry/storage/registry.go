@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
-	"sync"
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -43,7 +42,7 @@ type Registry struct {
 
 	// uploadLocks serialises operations on one upload within this
 	// process (a client racing two PATCHes on the same upload).
-	uploadLocks sync.Map // id -> *sync.Mutex
+	uploadLocks uploadLocks
 }
 
 // New returns a Registry storing its content in d.

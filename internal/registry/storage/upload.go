@@ -46,11 +46,55 @@ func (u *Upload) statePath(size int64) string {
 	return u.dir() + "/hashstates/" + string(digest.SHA256) + "/" + strconv.FormatInt(size, 10)
 }
 
+// uploadLocks hands out one mutex per upload id. An entry lives only
+// while some operation holds or waits for it, so uploads that are never
+// committed or cancelled (abandoned, then purged by PurgeUploads, possibly
+// from another process) leave nothing behind in a long-running registry.
+type uploadLocks struct {
+	mu sync.Mutex
+	m  map[string]*uploadLock
+}
+
+type uploadLock struct {
+	mu   sync.Mutex
+	refs int // operations holding or waiting for mu; guarded by uploadLocks.mu
+}
+
+// lock locks upload id and returns the unlock function.
+func (l *uploadLocks) lock(id string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*uploadLock)
+	}
+	e := l.m[id]
+	if e == nil {
+		e = &uploadLock{}
+		l.m[id] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		l.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// len returns the number of upload ids with a lock entry.
+func (l *uploadLocks) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}
+
 func (r *Registry) lockUpload(id string) func() {
-	m, _ := r.uploadLocks.LoadOrStore(id, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	return r.uploadLocks.lock(id)
 }
 
 func uploadUnknown(id string) error {
@@ -283,7 +327,6 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 	if err := d.Delete(ctx, u.dir()); err != nil && !driver.IsNotFound(err) {
 		u.repo.reg.log.WarnContext(ctx, "removing a committed upload failed", "repository", u.repo.name, "upload", u.id, "err", err)
 	}
-	u.repo.reg.uploadLocks.Delete(u.id)
 	return desc, nil
 }
 
@@ -299,6 +342,5 @@ func (u *Upload) Cancel(ctx context.Context) error {
 		}
 		return err
 	}
-	u.repo.reg.uploadLocks.Delete(u.id)
 	return nil
 }
