@@ -52,8 +52,9 @@ type PutResult struct {
 // digest). Pushed by digest, the payload must hash to it (with the ref's
 // algorithm); by tag, it is stored under its sha256 digest and the tag
 // moves to it. Every blob it references must be linked into the
-// repository (except non-distributable layers, which carry urls), and an
-// index's children must be manifests of the repository.
+// repository (except non-distributable layers, which carry urls and must
+// pass Options.ManifestURLs instead), and an index's children must be
+// manifests of the repository.
 func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, payload []byte) (PutResult, error) {
 	if err := r.reg.writable(); err != nil {
 		return PutResult{}, err
@@ -64,6 +65,9 @@ func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, pay
 	}
 	m, err := ParseManifest(mediaType, payload)
 	if err != nil {
+		return PutResult{}, err
+	}
+	if err := r.reg.opts.ManifestURLs.checkLayerURLs(m); err != nil {
 		return PutResult{}, err
 	}
 	alg := digest.Canonical

@@ -28,6 +28,10 @@ type Options struct {
 	ReadOnly bool
 	// Cache memoizes blob descriptors; nil means no cache.
 	Cache cache.BlobDescriptorCache
+	// ManifestURLs restricts the urls of non-distributable layers in
+	// pushed manifests (validation.manifests.urls); the zero value
+	// applies only the structural rules.
+	ManifestURLs URLPolicy
 	// Logger receives warnings about unexpected storage content; nil
 	// discards them.
 	Logger *slog.Logger
