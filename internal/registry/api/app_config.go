@@ -112,11 +112,17 @@ func NewApp(cfg *regconfig.Config, log *slog.Logger) (*App, error) {
 		log.Warn("storage.cache.blobdescriptor: redis is not supported yet; using the in-memory cache (content is unaffected)")
 		bdc = cache.NewLRU(*cfg.Storage.Cache.BlobDescriptorSize)
 	}
+	urls := cfg.Validation.Manifests.URLs
+	urlPolicy, err := storage.CompileURLPolicy(cfg.Validation.Disabled, urls.Allow, urls.Deny)
+	if err != nil {
+		return nil, err
+	}
 	a.registry = storage.New(a.driver, storage.Options{
-		Delete:   cfg.Storage.Delete.Enabled,
-		ReadOnly: cfg.ReadOnly(),
-		Cache:    bdc,
-		Logger:   log,
+		Delete:       cfg.Storage.Delete.Enabled,
+		ReadOnly:     cfg.ReadOnly(),
+		Cache:        bdc,
+		ManifestURLs: urlPolicy,
+		Logger:       log,
 	})
 
 	ctl, err := newController(cfg)
