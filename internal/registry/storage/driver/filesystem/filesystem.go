@@ -69,6 +69,14 @@ func New(opts Options) (*Driver, error) {
 func (d *Driver) Name() string { return Name }
 
 // full validates p and maps it below the root.
+// resolve checks that ctx is still live and maps p to a path on disk.
+func (d *Driver) resolve(ctx context.Context, p string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return d.full(p)
+}
+
 func (d *Driver) full(p string) (string, error) {
 	if err := driver.ValidatePath(Name, p); err != nil {
 		return "", err
@@ -102,10 +110,7 @@ func stripRoot(err error, root string) error {
 
 // GetContent implements driver.Driver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +124,7 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 // PutContent implements driver.Driver: write a temporary file beside the
 // target, flush it, rename it over the target and flush the directory.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -258,10 +260,7 @@ func (d *Driver) LocalFile(p string) (*os.File, error) {
 
 // Writer implements driver.Driver.
 func (d *Driver) Writer(ctx context.Context, p string, appendTo bool) (driver.FileWriter, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -370,10 +369,7 @@ func (f fileInfo) IsDir() bool        { return f.fi.IsDir() }
 
 // Stat implements driver.Driver.
 func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -386,10 +382,7 @@ func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 
 // List implements driver.Driver.
 func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -409,10 +402,7 @@ func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
 
 // Move implements driver.Driver with rename(2): atomic, replacing dst.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fsrc, err := d.full(src)
+	fsrc, err := d.resolve(ctx, src)
 	if err != nil {
 		return err
 	}
@@ -440,10 +430,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 
 // Delete implements driver.Driver.
 func (d *Driver) Delete(ctx context.Context, p string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fp, err := d.full(p)
+	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return err
 	}
