@@ -2,8 +2,6 @@ package authserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -12,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/server"
 )
 
 // reqInfo collects what the access log and metrics report about a request.
@@ -23,10 +23,11 @@ type reqInfo struct {
 	id       string
 }
 
-// statusWriter records the status code written.
+// statusWriter records the status code and the bytes written.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -40,28 +41,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
-// requestID returns the client's X-Request-Id when it is short and
-// printable, else a new random one.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 {
-		ok := true
-		for i := 0; i < len(id); i++ {
-			if c := id[i]; c < 0x21 || c > 0x7e {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return id
-		}
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ServeHTTP routes a request. The token endpoints live under the chain's
 // path prefix; /, /healthz, /readyz, /metrics and /.well-known/jwks.json
@@ -71,7 +57,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	c := s.acquire()
 	defer release(c)
 
-	info := &reqInfo{id: requestID(r)}
+	info := &reqInfo{id: server.RequestID(r)}
 	w := &statusWriter{ResponseWriter: rw}
 	w.Header().Set("X-Request-Id", info.id)
 	if c.HSTS {
@@ -109,23 +95,24 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if info.endpoint != "token" {
 		lvl = slog.LevelDebug // probes and scrapes would drown the log
 	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", truncate(path, 2048)),
-		slog.Int("status", w.status),
-		slog.String("account", info.account),
-		slog.String("outcome", info.outcome),
-		slog.Duration("duration", d),
-		slog.String("remote", r.RemoteAddr),
-	}
+	attrs := []slog.Attr{slog.String("endpoint", info.endpoint), slog.String("outcome", info.outcome)}
 	if info.grant != "" {
 		attrs = append(attrs, slog.String("grant", info.grant))
 	}
-	log.LogAttrs(r.Context(), lvl, "request", attrs...)
+	server.LogAccess(r.Context(), s.log, lvl, server.Access{
+		ID: info.id, Method: r.Method, Path: path, Status: w.status, Bytes: w.bytes, Duration: d,
+		Remote: r.RemoteAddr, Agent: r.UserAgent(), Account: info.account, Attrs: attrs,
+	})
 }
 
 func (s *Server) serveOther(w http.ResponseWriter, r *http.Request, c *Chain, p string, info *reqInfo) {
-	info.endpoint, info.outcome = strings.TrimPrefix(p, "/"), "ok"
+	// The endpoint is a metric label: only known paths name themselves, so
+	// that made-up paths cannot mint label values.
+	info.endpoint, info.outcome = "other", "ok"
+	switch p {
+	case "/healthz", "/readyz", "/metrics":
+		info.endpoint = strings.TrimPrefix(p, "/")
+	}
 	if p != "/metrics" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		info.outcome = "bad_request"

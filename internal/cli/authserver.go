@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,32 +53,8 @@ func printProblems(stderr io.Writer, file string, err error) error {
 	return fail(exitFailure, err)
 }
 
-func authLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lvl slog.Level
-	switch strings.ToLower(level) {
-	case "", "info":
-		lvl = slog.LevelInfo
-	case "debug":
-		lvl = slog.LevelDebug
-	case "warn", "warning":
-		lvl = slog.LevelWarn
-	case "error":
-		lvl = slog.LevelError
-	default:
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(format) {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, fmt.Errorf("log format %q: want text or json", format)
-	}
-}
-
-func authFirstSet(vals ...string) string {
+// firstSet returns the first non-empty value.
+func firstSet(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {
 			return v
@@ -93,14 +68,14 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 		ctx = context.Background()
 	}
 	// Flags are checked before the file so a typo in them is a usage error.
-	if _, err := authLogger(io.Discard, logFormat, logLevel); err != nil {
+	if _, err := server.NewLogger(io.Discard, server.LogOptions{Format: logFormat, Level: logLevel}); err != nil {
 		return fail(exitUsage, err)
 	}
 	cfg, err := authconfig.Load(file)
 	if err != nil {
 		return printProblems(stderr, file, err)
 	}
-	log, err := authLogger(stderr, authFirstSet(logFormat, cfg.Server.LogFormat), authFirstSet(logLevel, cfg.Server.LogLevel))
+	log, err := server.NewLogger(stderr, server.LogOptions{Format: firstSet(logFormat, cfg.Server.LogFormat), Level: firstSet(logLevel, cfg.Server.LogLevel)})
 	if err != nil {
 		return fail(exitFailure, err)
 	}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/app"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
-	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
 )
 
 // errGCWritable explains why gc refuses to run on a writable registry.
@@ -90,15 +90,11 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 	return c
 }
 
-// gcDriver opens the storage the config names.
+// gcDriver opens the storage the config names, through the registry's own
+// opener.
 func gcDriver(cfg *regconfig.Config) (driver.Driver, error) {
-	switch {
-	case cfg.Storage.Filesystem != nil:
-		fs := cfg.Storage.Filesystem
-		return filesystem.New(filesystem.Options{RootDirectory: fs.RootDirectory, Durable: fs.IsDurable()})
-	case cfg.Storage.InMemory != nil:
+	if cfg.Storage.InMemory != nil {
 		return nil, errors.New("storage.inmemory lives inside the registry process: there is nothing for gc to collect")
-	default:
-		return nil, errors.New("gc supports the filesystem storage driver only for now")
 	}
+	return app.OpenDriver(cfg, nil)
 }

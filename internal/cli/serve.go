@@ -58,8 +58,8 @@ generated ones.`,
 	fl.StringVar(&f.authAddr, "auth-addr", ":5001", "auth server listen address, used when the auth config is generated")
 	fl.StringVar(&f.authConfig, "auth-config", "", "docker_auth auth_config.yml to use instead of the generated one")
 	fl.StringVar(&f.registryConfig, "registry-config", "", "distribution config.yml to use instead of the generated one")
-	fl.StringVar(&f.logFormat, "log-format", "", "auth server log format: text or json")
-	fl.StringVar(&f.logLevel, "log-level", "", "auth server log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "", "log format of both servers: text or json (default: each config file's, else text)")
+	fl.StringVar(&f.logLevel, "log-level", "", "log level of both servers: debug, info, warn or error (default: each config file's, else info)")
 	return c
 }
 
@@ -108,7 +108,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	})
 	wg.Go(func() {
 		defer cancel()
-		errs[1] = runRegistryServer(ctx, stderr, regFile)
+		errs[1] = runRegistryServer(ctx, stderr, regFile, server.LogOptions{Format: f.logFormat, Level: f.logLevel})
 	})
 	wg.Wait()
 	return errors.Join(errs...)

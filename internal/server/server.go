@@ -55,8 +55,16 @@ type Config struct {
 	// DrainTimeout bounds the graceful shutdown: requests still running
 	// after it are cut off.
 	DrainTimeout time.Duration
+	// BodyReadTimeout is the longest a request body may pause between two
+	// reads that return data (and before the first): a client that announces
+	// a body and stops sending is cut off after it, whatever the other
+	// timeouts say, while an upload that keeps sending is not. Zero means
+	// DefaultBodyReadTimeout; negative, no limit.
+	BodyReadTimeout time.Duration
 	// MaxHeaderBytes limits request headers (default 64 KiB).
 	MaxHeaderBytes int
+	// DisableHTTP2 serves HTTP/1.1 only (distribution's http.http2.disabled).
+	DisableHTTP2 bool
 }
 
 // Server is a listening HTTP server. Create it with New, serve with Run.
@@ -118,10 +126,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if maxHeader <= 0 {
 		maxHeader = DefaultMaxHeaderBytes
 	}
+	handler := cfg.Handler
+	readTimeout := pick(cfg.ReadTimeout, DefaultReadTimeout)
+	if idle := pick(cfg.BodyReadTimeout, DefaultBodyReadTimeout); idle > 0 {
+		handler = withBodyTimeout(handler, idle, readTimeout)
+	}
 	hs := &http.Server{
-		Handler:           cfg.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: pick(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
-		ReadTimeout:       pick(cfg.ReadTimeout, DefaultReadTimeout),
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      pick(cfg.WriteTimeout, DefaultWriteTimeout),
 		IdleTimeout:       pick(cfg.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    maxHeader,
@@ -130,6 +143,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{name: cfg.Name, ln: ln, hs: hs, log: log, drain: pick(cfg.DrainTimeout, DefaultDrainTimeout)}
 	if cfg.TLS != nil {
 		hs.TLSConfig = cfg.TLS.Clone()
+		if cfg.DisableHTTP2 {
+			hs.TLSConfig.NextProtos = []string{"http/1.1"}
+			hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		}
 		s.ln = tls.NewListener(ln, hs.TLSConfig)
 		s.tls = true
 	}
@@ -183,8 +200,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the server at once, dropping running requests.
-func (s *Server) Close() error { return s.hs.Close() }
+// Close stops the server at once, dropping running requests. It also
+// releases a listener that was never Run.
+func (s *Server) Close() error {
+	err := s.hs.Close()
+	if cerr := s.ln.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
+		err = cerr
+	}
+	return err
+}
 
 // Listen opens a listener. network is "tcp" (or empty) or "unix". For unix,
 // an existing socket file at addr that nobody listens on is removed first;

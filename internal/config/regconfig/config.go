@@ -159,6 +159,22 @@ type HTTP struct {
 	TLS          TLS                 `yaml:"tls"`
 	Debug        Debug               `yaml:"debug"`
 	HTTP2        HTTP2               `yaml:"http2"`
+	Timeouts     Timeouts            `yaml:"timeouts"`
+}
+
+// Timeouts bound how long a client may take (a Gatehouse extension;
+// distribution has no such section). Zero means the default.
+type Timeouts struct {
+	// ReadHeader is the time allowed to send the request headers
+	// (default 10s).
+	ReadHeader time.Duration `yaml:"readheader"`
+	// BodyRead is the longest a request body may pause between two reads
+	// that return data (default 1m): a client that announces a body and
+	// stops sending is cut off, an upload that keeps sending is not.
+	BodyRead time.Duration `yaml:"bodyread"`
+	// Idle is how long a kept-alive connection may wait for its next
+	// request (default 2m).
+	Idle time.Duration `yaml:"idle"`
 }
 
 // TLS configures HTTPS for the registry listener.

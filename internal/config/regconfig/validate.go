@@ -219,6 +219,14 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 	if c.HTTP.DrainTimeout < 0 {
 		add("http.draintimeout", "http.draintimeout must not be negative", "")
 	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"http.timeouts.readheader", c.HTTP.Timeouts.ReadHeader}, {"http.timeouts.bodyread", c.HTTP.Timeouts.BodyRead}, {"http.timeouts.idle", c.HTTP.Timeouts.Idle}} {
+		if d.v < 0 {
+			add(d.key, d.key+" must not be negative", "leave it out for the default")
+		}
+	}
 	t := c.HTTP.TLS
 	if (t.Certificate == "") != (t.Key == "") {
 		add("http.tls", "http.tls needs both certificate and key", "set both, or remove the tls section")

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/server"
 )
 
 // Options configure the API handler.
@@ -52,6 +51,9 @@ type Options struct {
 	DisableRedirect bool
 	// Metrics, when set, counts requests.
 	Metrics *Metrics
+	// Healthy, when set, is asked before every request: false answers 503
+	// (the storage health check is failing).
+	Healthy func() bool
 }
 
 // smallRequestTimeout bounds reading and answering requests that carry no
@@ -103,6 +105,9 @@ type reqInfo struct {
 	id   string
 	user string
 	rt   route
+	// authorized is set once access control let the request through;
+	// before that its body is never read.
+	authorized bool
 }
 
 type ctxKey struct{}
@@ -121,7 +126,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ri := &reqInfo{id: requestID(r)}
+	ri := &reqInfo{id: server.RequestID(r)}
 	rw := &responseWriter{ResponseWriter: w}
 	hdr := rw.Header()
 	for k, vs := range h.opts.Headers {
@@ -131,15 +136,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Request-Id", ri.id)
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
 
-	err := h.serve(rw, r, ri)
+	var err error
+	if h.opts.Healthy != nil && !h.opts.Healthy() {
+		err = &Error{Code: CodeUnavailable, Message: "storage is unhealthy"}
+	} else {
+		err = h.serve(rw, r, ri)
+	}
 	if err != nil {
 		e := asAPIError(err)
 		level := slog.LevelDebug
 		if e.status() >= 500 {
 			level = slog.LevelError
 		}
-		h.log.Log(r.Context(), level, "request failed", "request_id", ri.id, "code", e.Code.Name, "err", err.Error())
+		h.log.Log(r.Context(), level, "request failed", "request_id", ri.id, "code", e.Code.Name, "err", server.Clip(err.Error(), 2048))
 		if !rw.wroteHeader {
+			if !ri.authorized && r.ContentLength != 0 {
+				// The body was never read and is not wanted: closing
+				// spares reading it (net/http would drain it first, and a
+				// client that announced a body and sends none would hold
+				// the answer back).
+				hdr.Set("Connection", "close")
+			}
 			writeError(rw, r, e)
 		}
 	}
@@ -148,19 +165,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := time.Since(start)
 	if h.opts.Metrics != nil {
-		h.opts.Metrics.observe(r.Method, ri.rt.Kind.String(), rw.status, d)
+		h.opts.Metrics.observe(server.MethodLabel(r.Method), ri.rt.Kind.String(), rw.status, d)
 	}
 	if h.opts.AccessLog {
-		h.log.Info("access", "request_id", ri.id, "remote", r.RemoteAddr, "user", ri.user, "repository", ri.rt.Name,
-			"method", r.Method, "route", ri.rt.Kind.String(), "status", rw.status, "bytes", rw.bytes, "duration", d.Round(time.Microsecond).String(),
-			"user_agent", r.UserAgent())
+		server.LogAccess(r.Context(), h.log, slog.LevelInfo, server.Access{
+			ID: ri.id, Method: r.Method, Path: r.URL.Path, Status: rw.status, Bytes: rw.bytes, Duration: d,
+			Remote: r.RemoteAddr, Agent: r.UserAgent(), Account: ri.user,
+			Attrs: []slog.Attr{slog.String("route", ri.rt.Kind.String()), slog.String("repository", ri.rt.Name)},
+		})
 	}
-}
-
-func requestID(r *http.Request) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) error {
@@ -195,6 +208,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 			return &Error{Code: CodeUnavailable, Message: "access control is unavailable", Cause: err}
 		}
 	}
+	ri.authorized = true
 	if h.opts.ReadOnly && isWrite(r.Method) {
 		return readOnlyError(nil)
 	}
@@ -202,13 +216,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 	// off. Blob transfers take as long as they need. The deadline is set
 	// (or cleared) on every request, because a connection's write deadline
 	// outlives the request on a kept-alive connection.
-	var deadline time.Time
 	if rt.Kind != routeBlob && rt.Kind != routeUpload && rt.Kind != routeUploadStart {
-		deadline = time.Now().Add(smallRequestTimeout)
+		server.LimitRequest(w, r, smallRequestTimeout)
+	} else {
+		server.StreamRequest(w, r)
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(deadline)
-	_ = rc.SetWriteDeadline(deadline)
 	return fn(w, r)
 }
 

@@ -1,4 +1,12 @@
-package api
+// Package app composes the registry from a distribution config.yml: the
+// storage driver, the blob descriptor cache, access control, the API
+// handler, the debug server (health, metrics, pprof), upload purging and
+// certificate reloads, all run on internal/server's lifecycle.
+//
+// It is the registry's half of the "config -> driver -> caches -> auth ->
+// handler" wiring; the HTTP package (registry/api) knows nothing of config
+// files, drivers or listeners.
+package app
 
 import (
 	"context"
@@ -9,11 +17,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,85 +31,56 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
-	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
-	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/inmemory"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
 	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
 
-// Server timeouts. There is no overall read or write timeout: blob uploads
-// and downloads may take as long as they need, but a client must send its
-// headers promptly and idle connections are closed.
+// Registry server limits. There is no overall read or write timeout: blob
+// uploads and downloads take as long as they need while data flows. A
+// client must send its headers within ReadHeaderTimeout, and a request body
+// that stops arriving is cut off after BodyReadTimeout.
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	defaultDrain      = 30 * time.Second
-	maxHeaderBytes    = 1 << 20
+	maxHeaderBytes = 128 << 10
+	// certPollInterval is how often certificate and key files are checked
+	// for changes (SIGHUP reloads at once).
+	certPollInterval = time.Second
 )
 
-// App is a registry built from a distribution config: storage, access
-// control, the API handler, the debug server and upload purging.
+// App is a registry built from a distribution config. Create it with New,
+// serve with Run, release it with Close.
 type App struct {
 	cfg      *regconfig.Config
 	log      *slog.Logger
 	driver   driver.Driver
 	registry *storage.Registry
-	handler  *Handler
+	handler  *api.Handler
 	metrics  *prometheus.Registry
 	tls      *tlsutil.Reloader
 	healthy  atomic.Bool
+
+	main, debug *server.Server
+	closeOnce   sync.Once
 }
 
-// NewLogger builds the logger log: asks for (level, formatter, fields).
-func NewLogger(cfg regconfig.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	switch cfg.Level {
-	case "debug", "trace":
-		level = slog.LevelDebug
-	case "warn", "warning":
-		level = slog.LevelWarn
-	case "error", "fatal", "panic":
-		level = slog.LevelError
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if cfg.Formatter == "json" || cfg.Formatter == "logstash" {
-		h = slog.NewJSONHandler(w, opts)
-	}
-	log := slog.New(h)
-	for k, v := range cfg.Fields {
-		log = log.With(k, v)
-	}
-	return log
-}
-
-// NewApp builds the registry cfg describes. It opens storage and reads
-// certificates and htpasswd files, so every problem shows before serving.
-func NewApp(cfg *regconfig.Config, log *slog.Logger) (*App, error) {
+// New builds the registry cfg describes and opens its listeners (so a port
+// in use is an error before anything is served). It opens storage and
+// reads certificates and htpasswd files, so every problem shows before
+// serving. On error nothing is left open.
+func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
 	a.healthy.Store(true)
-	switch cfg.Driver() {
-	case "filesystem":
-		fs := cfg.Storage.Filesystem
-		d, err := filesystem.New(filesystem.Options{RootDirectory: fs.RootDirectory, Durable: fs.IsDurable()})
+	defer func() {
 		if err != nil {
-			return nil, err
+			_ = a.Close()
 		}
-		if !fs.IsDurable() {
-			log.Warn("storage.filesystem.durable is false: writes are not fsynced and a crash can lose pushed content")
-		}
-		a.driver = d
-	case "inmemory":
-		log.Warn("storage.inmemory keeps content in memory only: it is lost when the registry stops")
-		a.driver = inmemory.New()
-	case "s3":
-		return nil, errors.New("storage.s3 is not supported yet by gatehouse registry serve (config check accepts it); use storage.filesystem for now")
-	default:
-		return nil, errors.New("no storage driver configured")
+	}()
+	if a.driver, err = OpenDriver(cfg, log); err != nil {
+		return nil, err
 	}
 
 	var bdc cache.BlobDescriptorCache
@@ -129,13 +108,13 @@ func NewApp(cfg *regconfig.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := NewMetrics(a.metrics)
+	m, err := api.NewMetrics(a.metrics)
 	if err != nil {
 		return nil, err
 	}
 	_ = a.metrics.Register(collectors.NewGoCollector())
 	_ = a.metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := New(Options{
+	a.handler, err = api.New(api.Options{
 		Registry:        a.registry,
 		Auth:            ctl,
 		Logger:          log,
@@ -151,17 +130,47 @@ func NewApp(cfg *regconfig.Config, log *slog.Logger) (*App, error) {
 		MaxEntries:      cfg.Catalog.MaxEntries,
 		DisableRedirect: cfg.Storage.Redirect.Disable,
 		Metrics:         m,
+		Healthy:         a.healthy.Load,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.handler = h
+
+	scfg := server.Config{
+		Name:         "registry",
+		Network:      cfg.HTTP.Net,
+		Addr:         cfg.HTTP.Addr,
+		Handler:      a.handler,
+		Logger:       log,
+		// No overall limits: a blob transfer takes as long as it needs
+		// while data flows.
+		ReadTimeout:       -1,
+		WriteTimeout:      -1,
+		ReadHeaderTimeout: cfg.HTTP.Timeouts.ReadHeader,
+		BodyReadTimeout:   cfg.HTTP.Timeouts.BodyRead,
+		IdleTimeout:       cfg.HTTP.Timeouts.Idle,
+		// Zero: server.DefaultDrainTimeout.
+		DrainTimeout:   cfg.HTTP.DrainTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		DisableHTTP2:   cfg.HTTP.HTTP2.Disabled,
+	}
 	if cfg.HTTP.TLS.Enabled() {
-		r, err := tlsutil.NewReloader(cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key, log)
-		if err != nil {
+		if a.tls, err = tlsutil.NewReloader(cfg.HTTP.TLS.Certificate, cfg.HTTP.TLS.Key, log); err != nil {
 			return nil, err
 		}
-		a.tls = r
+		if scfg.TLS, err = a.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	if a.main, err = server.New(ctx, scfg); err != nil {
+		return nil, fmt.Errorf("http.addr: %w", err)
+	}
+	if addr := cfg.HTTP.Debug.Addr; addr != "" {
+		a.debug, err = server.New(ctx, server.Config{Name: "registry-debug", Addr: addr, Handler: a.debugHandler(), Logger: log,
+			ReadTimeout: -1, WriteTimeout: -1, DrainTimeout: time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("http.debug.addr: %w", err)
+		}
 	}
 	return a, nil
 }
@@ -198,20 +207,14 @@ func newController(cfg *regconfig.Config) (auth.Controller, error) {
 	return nil, nil
 }
 
-// Handler returns the API handler with the health gate in front.
-func (a *App) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.healthy.Load() {
-			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-			writeError(w, r, &Error{Code: CodeUnavailable, Message: "storage is unhealthy"})
-			return
-		}
-		a.handler.ServeHTTP(w, r)
-	})
-}
+// Handler returns the API handler (health gate included).
+func (a *App) Handler() http.Handler { return a.handler }
 
-// Registry returns the storage logic (for gc and tests).
+// Registry returns the storage logic (for tests).
 func (a *App) Registry() *storage.Registry { return a.registry }
+
+// URL is the registry's base URL ("https://127.0.0.1:5000").
+func (a *App) URL() string { return a.main.URL() }
 
 // tlsConfig builds the listener's TLS settings from http.tls.
 func (a *App) tlsConfig() (*tls.Config, error) {
@@ -243,96 +246,81 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 			"require-and-verify-client-cert": tls.RequireAndVerifyClientCert,
 		}[t.ClientAuth]
 	}
-	if a.cfg.HTTP.HTTP2.Disabled {
-		tc.NextProtos = []string{"http/1.1"}
-	} else {
-		tc.NextProtos = []string{"h2", "http/1.1"}
-	}
+	tc.NextProtos = []string{"h2", "http/1.1"}
 	return tc, nil
 }
 
-// Listen opens the registry listener (http.addr on http.net).
-func (a *App) Listen() (net.Listener, error) {
-	l, err := net.Listen(a.cfg.HTTP.Net, a.cfg.HTTP.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("http.addr: %w", err)
-	}
-	if a.tls != nil {
-		tc, err := a.tlsConfig()
-		if err != nil {
-			_ = l.Close()
-			return nil, err
-		}
-		l = tls.NewListener(l, tc)
-	}
-	return l, nil
-}
-
-func (a *App) newServer(h http.Handler) *http.Server {
-	s := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
-	if a.cfg.HTTP.HTTP2.Disabled {
-		s.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-	}
-	return s
-}
-
-// Serve runs the registry on l until ctx is done, then drains requests in
-// flight for up to http.draintimeout. The debug server and upload purging
-// run alongside.
-func (a *App) Serve(ctx context.Context, l net.Listener) error {
+// Run serves the registry until ctx is done, then drains requests in
+// flight for up to http.draintimeout. The debug server, health checks,
+// upload purging and certificate reloads (SIGHUP, or a changed file) run
+// alongside. Either listener failing stops both.
+func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := a.newServer(a.Handler())
-	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
-	if a.tls != nil {
-		go a.tls.Watch(ctx, 30*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	if a.debug != nil {
+		wg.Go(func() {
+			defer cancel()
+			errs <- a.debug.Run(ctx)
+		})
 	}
-	go a.onHangup(ctx)
-	if addr := a.cfg.HTTP.Debug.Addr; addr != "" {
-		dl, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("http.debug.addr: %w", err)
-		}
-		ds := a.newServer(a.debugHandler())
-		servers = append(servers, ds)
-		go func() { errc <- serveErr(ds.Serve(dl)) }()
-		a.log.Info("debug server listening", "addr", dl.Addr().String())
-	}
+	wg.Go(func() { server.ReloadLoop(ctx, a.log, certPollInterval, a.watched(), a.reload, nil) })
 	if a.cfg.Health.StorageDriver.Enabled {
-		go a.watchHealth(ctx)
+		wg.Go(func() { a.watchHealth(ctx) })
 	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
-		go a.purgeUploads(ctx)
+		wg.Go(func() { a.purgeUploads(ctx) })
 	}
-	go func() { errc <- serveErr(srv.Serve(l)) }()
-	a.log.Info("registry listening", "addr", l.Addr().String(), "tls", a.tls != nil, "storage", a.driver.Name(), "auth", authName(a.cfg))
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	drain := a.cfg.HTTP.DrainTimeout
-	if drain <= 0 {
-		drain = defaultDrain
-	}
-	a.log.Info("shutting down", "drain_timeout", drain.String())
-	sctx, scancel := context.WithTimeout(context.Background(), drain)
-	defer scancel()
-	for _, s := range servers {
-		if serr := s.Shutdown(sctx); serr != nil && err == nil {
-			err = fmt.Errorf("shutdown: %w", serr)
-			_ = s.Close()
-		}
+	a.log.Info("registry starting", "url", a.main.URL(), "storage", a.driver.Name(), "auth", authName(a.cfg))
+	err := a.main.Run(ctx)
+	cancel()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
 	}
 	return err
+}
+
+// Close releases the listeners and the storage driver. It is safe to call
+// more than once and after Run.
+func (a *App) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		for _, s := range []*server.Server{a.main, a.debug} {
+			if s != nil {
+				err = errors.Join(err, s.Close())
+			}
+		}
+		if c, ok := a.driver.(io.Closer); ok {
+			err = errors.Join(err, c.Close())
+		}
+	})
+	return err
+}
+
+// watched lists the files a reload follows: the certificate and key.
+func (a *App) watched() []string {
+	if a.tls == nil {
+		return nil
+	}
+	return []string{a.cfg.HTTP.TLS.Certificate, a.cfg.HTTP.TLS.Key}
+}
+
+// reload re-reads the certificate. Other registry settings take effect at
+// the next start, which the log says (instead of SIGHUP's default of
+// ending the process).
+func (a *App) reload(_ context.Context, reason string) error {
+	if a.tls != nil {
+		if err := a.tls.Reload(); err != nil {
+			return fmt.Errorf("certificate not reloaded; the current one stays: %w", err)
+		}
+	}
+	if reason == "SIGHUP" {
+		a.log.Info("registry settings other than the certificate take effect at the next start")
+	}
+	return nil
 }
 
 func authName(cfg *regconfig.Config) string {
@@ -340,13 +328,6 @@ func authName(cfg *regconfig.Config) string {
 		return k
 	}
 	return "none"
-}
-
-func serveErr(err error) error {
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
 }
 
 // debugHandler serves /debug/health, metrics and pprof.
@@ -420,21 +401,5 @@ func (a *App) purgeUploads(ctx context.Context) {
 			continue
 		}
 		a.log.Info("upload purge", "purged", res.Purged, "errors", res.Errors, "dry_run", up.DryRun)
-	}
-}
-
-// onHangup answers SIGHUP: the TLS certificate is reloaded at once (it is
-// also polled); other settings need a restart, which the log says, instead
-// of SIGHUP's default of ending the process.
-func (a *App) onHangup(ctx context.Context) {
-	for range server.Signals(ctx) {
-		if a.tls != nil {
-			if err := a.tls.Reload(); err != nil {
-				a.log.Error("SIGHUP: certificate not reloaded; the current one stays", "err", err)
-			} else {
-				a.log.Info("SIGHUP: certificate reloaded")
-			}
-		}
-		a.log.Info("SIGHUP: registry settings other than the certificate take effect at the next start")
 	}
 }

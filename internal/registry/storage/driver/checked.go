@@ -1,0 +1,164 @@
+package driver
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+)
+
+// Checked wraps d so that every call first checks its context and its
+// paths against the path rules (ValidatePath), whatever d itself checks: a
+// new driver cannot forget them. The optional capabilities of d
+// (LocalFiler, Redirector) stay discoverable by type assertion, and
+// io.Closer is passed through.
+func Checked(d Driver) Driver {
+	if _, ok := d.(checkedMarker); ok {
+		return d
+	}
+	c := checked{d: d}
+	lf, local := d.(LocalFiler)
+	rd, redirect := d.(Redirector)
+	switch {
+	case local && redirect:
+		return struct {
+			checked
+			checkedLocal
+			checkedRedirect
+		}{c, checkedLocal{c, lf}, checkedRedirect{c, rd}}
+	case local:
+		return struct {
+			checked
+			checkedLocal
+		}{c, checkedLocal{c, lf}}
+	case redirect:
+		return struct {
+			checked
+			checkedRedirect
+		}{c, checkedRedirect{c, rd}}
+	}
+	return c
+}
+
+type checkedMarker interface{ checkedDriver() }
+
+type checked struct{ d Driver }
+
+func (c checked) checkedDriver() {}
+
+func (c checked) check(ctx context.Context, paths ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := ValidatePath(c.d.Name(), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c checked) Name() string { return c.d.Name() }
+
+func (c checked) GetContent(ctx context.Context, path string) ([]byte, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	return c.d.GetContent(ctx, path)
+}
+
+func (c checked) PutContent(ctx context.Context, path string, content []byte) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	return c.d.PutContent(ctx, path, content)
+}
+
+func (c checked) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, &InvalidOffsetError{Path: path, Offset: offset, Driver: c.d.Name()}
+	}
+	return c.d.Reader(ctx, path, offset)
+}
+
+func (c checked) Writer(ctx context.Context, path string, appendTo bool) (FileWriter, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	return c.d.Writer(ctx, path, appendTo)
+}
+
+func (c checked) Stat(ctx context.Context, path string) (FileInfo, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	return c.d.Stat(ctx, path)
+}
+
+func (c checked) List(ctx context.Context, path string) ([]string, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	return c.d.List(ctx, path)
+}
+
+func (c checked) Move(ctx context.Context, src, dst string) error {
+	if err := c.check(ctx, src, dst); err != nil {
+		return err
+	}
+	return c.d.Move(ctx, src, dst)
+}
+
+func (c checked) Delete(ctx context.Context, path string) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	if path == "/" {
+		return &InvalidPathError{Path: path, Driver: c.d.Name(), Reason: "refusing to delete the storage root"}
+	}
+	return c.d.Delete(ctx, path)
+}
+
+func (c checked) Walk(ctx context.Context, path string, fn WalkFn) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	return c.d.Walk(ctx, path, fn)
+}
+
+// Close closes the wrapped driver when it holds resources.
+func (c checked) Close() error {
+	if cl, ok := c.d.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+type checkedLocal struct {
+	c  checked
+	lf LocalFiler
+}
+
+func (l checkedLocal) LocalFile(path string) (*os.File, error) {
+	if err := ValidatePath(l.c.d.Name(), path); err != nil {
+		return nil, err
+	}
+	return l.lf.LocalFile(path)
+}
+
+type checkedRedirect struct {
+	c  checked
+	rd Redirector
+}
+
+func (r checkedRedirect) RedirectURL(req *http.Request, path string) (string, error) {
+	if err := r.c.check(req.Context(), path); err != nil {
+		return "", err
+	}
+	return r.rd.RedirectURL(req, path)
+}
+
+var _ Driver = checked{}
