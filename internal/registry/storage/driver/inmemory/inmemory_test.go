@@ -11,3 +11,9 @@ import (
 func TestDriver(t *testing.T) {
 	drivertest.Run(t, func(*testing.T) driver.Driver { return inmemory.New() }, drivertest.StoresInMemory())
 }
+
+// TestCheckedDriver runs the suite through driver.Checked, the wrapper
+// every opened driver gets, so the wrapper changes no behaviour.
+func TestCheckedDriver(t *testing.T) {
+	drivertest.Run(t, func(*testing.T) driver.Driver { return driver.Checked(inmemory.New()) }, drivertest.StoresInMemory())
+}
