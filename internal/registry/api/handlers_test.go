@@ -1,16 +1,19 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	digest "github.com/opencontainers/go-digest"
@@ -464,5 +467,49 @@ func TestStorageErrorsAreNotLeaked(t *testing.T) {
 	writeError(w, httptest.NewRequest("GET", "/", nil), e)
 	if strings.Contains(w.Body.String(), "permission") || w.Code != 500 {
 		t.Errorf("body %q", w.Body.String())
+	}
+}
+
+// TestOversizedManifestAnswerIsReadable: a client that writes a whole
+// oversized manifest before reading (as the Docker engine does) gets the
+// 413, not a broken pipe, for both a declared and a chunked length.
+func TestOversizedManifestAnswerIsReadable(t *testing.T) {
+	srv := httptest.NewServer(newTestHandler(t, nil))
+	defer srv.Close()
+	body := bytes.Repeat([]byte(" "), 5<<20)
+	for _, tc := range []struct {
+		name string
+		head string
+	}{
+		{"content-length", fmt.Sprintf("Content-Length: %d\r\n", len(body))},
+		{"chunked", "Transfer-Encoding: chunked\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			payload := body
+			if strings.Contains(tc.head, "chunked") {
+				payload = append([]byte(fmt.Sprintf("%x\r\n", len(body))), body...)
+				payload = append(payload, "\r\n0\r\n\r\n"...)
+			}
+			if _, err := fmt.Fprintf(c, "PUT /v2/img/manifests/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n%s\r\n", tc.head); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write(payload); err != nil {
+				t.Fatalf("writing the body: %v (the server stopped reading)", err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413", resp.StatusCode)
+			}
+		})
 	}
 }

@@ -77,12 +77,15 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 		mediaType = mt
 	}
 	if r.ContentLength > h.opts.MaxManifestSize {
+		drainRejected(w, r.Body)
 		return tooLarge(h.opts.MaxManifestSize)
 	}
-	payload, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.opts.MaxManifestSize))
+	body := r.Body
+	payload, err := io.ReadAll(http.MaxBytesReader(nil, body, h.opts.MaxManifestSize))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			drainRejected(w, body)
 			return tooLarge(h.opts.MaxManifestSize)
 		}
 		return &Error{Code: CodeManifestInvalid, Message: "could not read the manifest body", Cause: err}
@@ -116,6 +119,21 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 	hdr.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// maxRejectedDrain is how much of a refused body is read and thrown away.
+const maxRejectedDrain = 16 << 20
+
+// drainRejected reads what is left of a refused body, up to
+// maxRejectedDrain (and within the request's deadline), so that a client
+// that sends its whole body before reading the answer (the Docker engine,
+// Python's http.client) reads the error instead of a broken pipe. A longer
+// body is cut off with Connection: close.
+func drainRejected(w http.ResponseWriter, body io.Reader) {
+	n, err := io.Copy(io.Discard, io.LimitReader(body, maxRejectedDrain+1))
+	if n > maxRejectedDrain || err != nil {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 func tooLarge(limit int64) *Error {
