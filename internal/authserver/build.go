@@ -65,7 +65,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authenticators = append(c.Authenticators, a)
 	}
 	if cfg.LDAPAuth != nil {
-		a, err := ldap.New(ctx, ldap.FromAuthConfig(cfg.LDAPAuth), log)
+		a, err := ldap.New(ctx, ldapConfig(cfg.LDAPAuth), log)
 		if err != nil {
 			return nil, fmt.Errorf("ldap_auth: %w", err)
 		}
@@ -110,6 +110,35 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		}
 	}
 	return c, nil
+}
+
+// ldapConfig converts the ldap_auth section (with its bind password
+// already read by the config loader) into the LDAP authenticator's Config.
+func ldapConfig(c *authconfig.LDAPAuth) ldap.Config {
+	cfg := ldap.Config{
+		Addr:               c.Addr,
+		TLS:                c.TLS,
+		InsecureSkipVerify: c.InsecureTLSSkipVerify,
+		CACertFile:         c.CACertificate,
+		BindDN:             c.BindDN,
+		BindPassword:       c.BindPassword,
+		InitialBindAsUser:  c.InitialBindAsUser,
+		Base:               c.Base,
+		Filter:             c.Filter,
+		DialTimeout:        c.DialTimeout,
+		RequestTimeout:     c.RequestTimeout,
+		PoolSize:           c.PoolSize,
+	}
+	if len(c.Labels) > 0 {
+		cfg.Labels = make(map[string]ldap.LabelConfig, len(c.Labels))
+		for name, l := range c.Labels {
+			cfg.Labels[name] = ldap.LabelConfig{Attribute: l.Attribute, ParseCN: l.ParseCN, LowerCase: l.LowerCase}
+		}
+	}
+	if g := c.GroupSearch; g != nil {
+		cfg.GroupSearch = &ldap.GroupSearch{Base: g.Base, Filter: g.Filter, Label: g.Label}
+	}
+	return cfg
 }
 
 func offIfZero[T int | time.Duration](v T) T {
