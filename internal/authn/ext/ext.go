@@ -16,7 +16,7 @@ import (
 	"unicode"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
-	"github.com/gatehouse-registry/gatehouse/internal/authn/ext/program"
+	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
@@ -32,12 +32,12 @@ type Config struct {
 
 // Authenticator runs the program once per authentication.
 type Authenticator struct {
-	prog *program.Program
+	prog *extprog.Program
 }
 
 // New checks that the command exists.
 func New(cfg Config) (*Authenticator, error) {
-	p, err := program.New(program.Config(cfg))
+	p, err := extprog.New(extprog.Config(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ext_auth: %w", err)
 	}
@@ -65,7 +65,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, passwo
 	res, err := a.prog.Run(ctx, in)
 	clear(in)
 	if err != nil {
-		if errors.Is(err, program.ErrTimeout) {
+		if errors.Is(err, extprog.ErrTimeout) {
 			return nil, fmt.Errorf("ext_auth: %w: %w", authn.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("ext_auth: %w", err)

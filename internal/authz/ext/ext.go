@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
-	"github.com/gatehouse-registry/gatehouse/internal/authn/ext/program"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
+	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 )
 
 // Config is the ext_authz section.
@@ -31,12 +31,12 @@ type Config struct {
 
 // Authorizer runs the program once per requested scope.
 type Authorizer struct {
-	prog *program.Program
+	prog *extprog.Program
 }
 
 // New checks that the command exists.
 func New(cfg Config) (*Authorizer, error) {
-	p, err := program.New(program.Config(cfg))
+	p, err := extprog.New(extprog.Config(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ext_authz: %w", err)
 	}

@@ -1,11 +1,11 @@
-// Package program runs the external programs of docker_auth's ext_auth and
+// Package extprog runs the external programs of docker_auth's ext_auth and
 // ext_authz protocol: one process per question, the question on stdin, the
 // answer in the exit status (and, for ext_auth, on stdout).
 //
 // Every run has a deadline; when it passes, or the context is cancelled,
 // the whole process group is killed. Stdout is read up to a limit and
 // stderr is kept only in part, for error messages.
-package program
+package extprog
 
 import (
 	"bytes"
