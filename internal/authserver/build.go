@@ -58,7 +58,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authenticators = append(c.Authenticators, staticAuthn{a, users})
 	}
 	if cfg.ExtAuth != nil {
-		a, err := authnext.New(authnext.Config{Command: cfg.ExtAuth.Command, Args: cfg.ExtAuth.Args, Timeout: cfg.ExtAuth.Timeout})
+		a, err := authnext.New(extAuthConfig(cfg.ExtAuth))
 		if err != nil {
 			return nil, fmt.Errorf("ext_auth: %w", err)
 		}
@@ -80,7 +80,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authorizers = append(c.Authorizers, a)
 	}
 	if cfg.ExtAuthz != nil {
-		a, err := authzext.New(authzext.Config{Command: cfg.ExtAuthz.Command, Args: cfg.ExtAuthz.Args, Timeout: cfg.ExtAuthz.Timeout})
+		a, err := authzext.New(extAuthzConfig(cfg.ExtAuthz))
 		if err != nil {
 			return nil, fmt.Errorf("ext_authz: %w", err)
 		}
@@ -110,6 +110,18 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		}
 	}
 	return c, nil
+}
+
+// extAuthConfig converts the ext_auth section into the external
+// authenticator's Config.
+func extAuthConfig(c *authconfig.ExtCommand) authnext.Config {
+	return authnext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
+}
+
+// extAuthzConfig converts the ext_authz section into the external
+// authorizer's Config.
+func extAuthzConfig(c *authconfig.ExtCommand) authzext.Config {
+	return authzext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
 }
 
 // ldapConfig converts the ldap_auth section (with its bind password

@@ -26,9 +26,16 @@ type Config struct {
 	Command string
 	// Args are passed to it as they are.
 	Args []string
-	// Timeout bounds one run; 0 means 10 seconds.
+	// Timeout bounds one run; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
+
+// DefaultTimeout bounds one run when Config.Timeout is 0.
+const DefaultTimeout = extprog.DefaultTimeout
+
+// Validate reports every problem with cfg, joined (New also checks that
+// the command exists).
+func (cfg Config) Validate() error { return extprog.Config(cfg).Validate() }
 
 // Authenticator runs the program once per authentication.
 type Authenticator struct {
