@@ -47,10 +47,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 	}()
 
 	if cfg.Users != nil {
-		users := make(map[string]static.User, len(cfg.Users))
-		for name, u := range cfg.Users {
-			users[name] = static.User{Password: u.Password, Labels: authn.Labels(u.Labels).Clone()}
-		}
+		users := staticUsers(cfg.Users)
 		a, err := static.New(users)
 		if err != nil {
 			return nil, fmt.Errorf("users: %w", err)
@@ -112,6 +109,16 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 	return c, nil
 }
 
+// staticUsers converts the users section into the static authenticator's
+// user list; the labels are copies.
+func staticUsers(us authconfig.Users) static.Users {
+	users := make(static.Users, len(us))
+	for name, u := range us {
+		users[name] = static.User{Password: u.Password, Labels: authn.Labels(u.Labels).Clone()}
+	}
+	return users
+}
+
 // extAuthConfig converts the ext_auth section into the external
 // authenticator's Config.
 func extAuthConfig(c *authconfig.ExtCommand) authnext.Config {
@@ -165,7 +172,7 @@ func offIfZero[T int | time.Duration](v T) T {
 // changed labels apply at once.
 type staticAuthn struct {
 	*static.Authenticator
-	users map[string]static.User
+	users static.Users
 }
 
 func (s staticAuthn) Lookup(_ context.Context, account string) (authn.Labels, error) {
