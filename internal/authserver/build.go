@@ -47,10 +47,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 	}()
 
 	if cfg.Users != nil {
-		users := make(map[string]static.User, len(cfg.Users))
-		for name, u := range cfg.Users {
-			users[name] = static.User{Password: u.Password, Labels: authn.Labels(u.Labels).Clone()}
-		}
+		users := staticUsers(cfg.Users)
 		a, err := static.New(users)
 		if err != nil {
 			return nil, fmt.Errorf("users: %w", err)
@@ -58,14 +55,14 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authenticators = append(c.Authenticators, staticAuthn{a, users})
 	}
 	if cfg.ExtAuth != nil {
-		a, err := authnext.New(authnext.Config{Command: cfg.ExtAuth.Command, Args: cfg.ExtAuth.Args, Timeout: cfg.ExtAuth.Timeout})
+		a, err := authnext.New(extAuthConfig(cfg.ExtAuth))
 		if err != nil {
 			return nil, fmt.Errorf("ext_auth: %w", err)
 		}
 		c.Authenticators = append(c.Authenticators, a)
 	}
 	if cfg.LDAPAuth != nil {
-		a, err := ldap.New(ctx, ldap.FromAuthConfig(cfg.LDAPAuth), log)
+		a, err := ldap.New(ctx, ldapConfig(cfg.LDAPAuth), log)
 		if err != nil {
 			return nil, fmt.Errorf("ldap_auth: %w", err)
 		}
@@ -80,7 +77,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authorizers = append(c.Authorizers, a)
 	}
 	if cfg.ExtAuthz != nil {
-		a, err := authzext.New(authzext.Config{Command: cfg.ExtAuthz.Command, Args: cfg.ExtAuthz.Args, Timeout: cfg.ExtAuthz.Timeout})
+		a, err := authzext.New(extAuthzConfig(cfg.ExtAuthz))
 		if err != nil {
 			return nil, fmt.Errorf("ext_authz: %w", err)
 		}
@@ -112,6 +109,57 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 	return c, nil
 }
 
+// staticUsers converts the users section into the static authenticator's
+// user list; the labels are copies.
+func staticUsers(us authconfig.Users) static.Users {
+	users := make(static.Users, len(us))
+	for name, u := range us {
+		users[name] = static.User{Password: u.Password, Labels: authn.Labels(u.Labels).Clone()}
+	}
+	return users
+}
+
+// extAuthConfig converts the ext_auth section into the external
+// authenticator's Config.
+func extAuthConfig(c *authconfig.ExtCommand) authnext.Config {
+	return authnext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
+}
+
+// extAuthzConfig converts the ext_authz section into the external
+// authorizer's Config.
+func extAuthzConfig(c *authconfig.ExtCommand) authzext.Config {
+	return authzext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
+}
+
+// ldapConfig converts the ldap_auth section (with its bind password
+// already read by the config loader) into the LDAP authenticator's Config.
+func ldapConfig(c *authconfig.LDAPAuth) ldap.Config {
+	cfg := ldap.Config{
+		Addr:               c.Addr,
+		TLS:                c.TLS,
+		InsecureSkipVerify: c.InsecureTLSSkipVerify,
+		CACertFile:         c.CACertificate,
+		BindDN:             c.BindDN,
+		BindPassword:       c.BindPassword,
+		InitialBindAsUser:  c.InitialBindAsUser,
+		Base:               c.Base,
+		Filter:             c.Filter,
+		DialTimeout:        c.DialTimeout,
+		RequestTimeout:     c.RequestTimeout,
+		PoolSize:           c.PoolSize,
+	}
+	if len(c.Labels) > 0 {
+		cfg.Labels = make(map[string]ldap.LabelConfig, len(c.Labels))
+		for name, l := range c.Labels {
+			cfg.Labels[name] = ldap.LabelConfig{Attribute: l.Attribute, ParseCN: l.ParseCN, LowerCase: l.LowerCase}
+		}
+	}
+	if g := c.GroupSearch; g != nil {
+		cfg.GroupSearch = &ldap.GroupSearch{Base: g.Base, Filter: g.Filter, Label: g.Label}
+	}
+	return cfg
+}
+
 func offIfZero[T int | time.Duration](v T) T {
 	if v == 0 {
 		return -1
@@ -124,7 +172,7 @@ func offIfZero[T int | time.Duration](v T) T {
 // changed labels apply at once.
 type staticAuthn struct {
 	*static.Authenticator
-	users map[string]static.User
+	users static.Users
 }
 
 func (s staticAuthn) Lookup(_ context.Context, account string) (authn.Labels, error) {

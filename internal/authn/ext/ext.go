@@ -16,7 +16,7 @@ import (
 	"unicode"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
-	"github.com/gatehouse-registry/gatehouse/internal/authn/ext/program"
+	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
@@ -26,18 +26,25 @@ type Config struct {
 	Command string
 	// Args are passed to it as they are.
 	Args []string
-	// Timeout bounds one run; 0 means 10 seconds.
+	// Timeout bounds one run; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
 
+// DefaultTimeout bounds one run when Config.Timeout is 0.
+const DefaultTimeout = extprog.DefaultTimeout
+
+// Validate reports every problem with cfg, joined (New also checks that
+// the command exists).
+func (cfg Config) Validate() error { return extprog.Config(cfg).Validate() }
+
 // Authenticator runs the program once per authentication.
 type Authenticator struct {
-	prog *program.Program
+	prog *extprog.Program
 }
 
 // New checks that the command exists.
 func New(cfg Config) (*Authenticator, error) {
-	p, err := program.New(program.Config(cfg))
+	p, err := extprog.New(extprog.Config(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ext_auth: %w", err)
 	}
@@ -65,7 +72,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, passwo
 	res, err := a.prog.Run(ctx, in)
 	clear(in)
 	if err != nil {
-		if errors.Is(err, program.ErrTimeout) {
+		if errors.Is(err, extprog.ErrTimeout) {
 			return nil, fmt.Errorf("ext_auth: %w: %w", authn.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("ext_auth: %w", err)

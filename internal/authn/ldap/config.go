@@ -22,12 +22,15 @@ const (
 	TLSNone = "none"
 )
 
-// Defaults applied by New when a field is zero.
+// Defaults applied by New when a field is zero (see Config.withDefaults),
+// and the bounds Validate enforces. The config checker reads them from here.
 const (
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultPoolSize       = 4
 	DefaultGroupLabel     = "groups"
+	// MaxPoolSize is the largest PoolSize accepted.
+	MaxPoolSize = 256
 	// maxAccountLen bounds the account names sent to the directory; longer
 	// names are answered with ErrNoMatch without a round trip.
 	maxAccountLen = 512
@@ -36,8 +39,8 @@ const (
 )
 
 // Config configures the LDAP authenticator. Its fields follow docker_auth's
-// ldap_auth keys (the YAML type lives in the config package; the auth server
-// converts it to this one).
+// ldap_auth keys; the file's own type lives with the file format, and the
+// auth server's composition converts it to this one.
 type Config struct {
 	// Addr is host:port, or an ldap:// or ldaps:// URL (the scheme implies
 	// the TLS mode; an explicit TLS that contradicts it is an error).
@@ -178,14 +181,11 @@ func parseAddr(addr, mode string) (endpoint, error) {
 	return endpoint{hostPort: net.JoinHostPort(host, port), serverName: host, tls: mode}, nil
 }
 
-// validate checks cfg and returns a copy with defaults filled in. Every
-// problem is reported, joined.
-func (cfg Config) validate() (Config, endpoint, error) {
-	var errs []error
-	ep, err := parseAddr(cfg.Addr, cfg.TLS)
-	if err != nil {
-		errs = append(errs, err)
-	}
+// Validate reports every problem with cfg, joined; nil means New accepts
+// it (New still reads the CA file and may fail on that).
+func (cfg Config) Validate() error {
+	_, err := parseAddr(cfg.Addr, cfg.TLS)
+	errs := []error{err}
 	if cfg.Base == "" {
 		errs = append(errs, errors.New("base: missing (the DN users are searched under)"))
 	} else if err := checkDN(cfg.Base); err != nil {
@@ -221,11 +221,7 @@ func (cfg Config) validate() (Config, endpoint, error) {
 			errs = append(errs, fmt.Errorf("labels.%s.attribute: missing", name))
 		}
 	}
-	if gs := cfg.GroupSearch; gs != nil {
-		g := *gs
-		if g.Label == "" {
-			g.Label = DefaultGroupLabel
-		}
+	if g := cfg.GroupSearch; g != nil {
 		if g.Base == "" {
 			errs = append(errs, errors.New("group_search.base: missing"))
 		} else if err := checkDN(g.Base); err != nil {
@@ -236,10 +232,23 @@ func (cfg Config) validate() (Config, endpoint, error) {
 		} else if err := checkFilter(g.Filter); err != nil {
 			errs = append(errs, fmt.Errorf("group_search.filter: %w", err))
 		}
-		cfg.GroupSearch = &g
 	}
 	if cfg.DialTimeout < 0 || cfg.RequestTimeout < 0 || cfg.PoolSize < 0 {
 		errs = append(errs, errors.New("dial_timeout, request_timeout and pool_size must not be negative"))
+	}
+	if cfg.PoolSize > MaxPoolSize {
+		errs = append(errs, fmt.Errorf("pool_size: %d is more than %d", cfg.PoolSize, MaxPoolSize))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns a copy of cfg with every zero field that has a
+// default filled in. The caller's GroupSearch is not changed.
+func (cfg Config) withDefaults() Config {
+	if gs := cfg.GroupSearch; gs != nil && gs.Label == "" {
+		g := *gs
+		g.Label = DefaultGroupLabel
+		cfg.GroupSearch = &g
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = DefaultDialTimeout
@@ -250,5 +259,13 @@ func (cfg Config) validate() (Config, endpoint, error) {
 	if cfg.PoolSize == 0 {
 		cfg.PoolSize = DefaultPoolSize
 	}
-	return cfg, ep, errors.Join(errs...)
+	return cfg
+}
+
+// validate checks cfg and returns a copy with defaults filled in, and the
+// resolved endpoint.
+func (cfg Config) validate() (Config, endpoint, error) {
+	err := cfg.Validate()
+	ep, _ := parseAddr(cfg.Addr, cfg.TLS) // its error is part of err
+	return cfg.withDefaults(), ep, err
 }

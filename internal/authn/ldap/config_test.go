@@ -103,6 +103,7 @@ func TestValidate(t *testing.T) {
 		{"group search incomplete", func(c *Config) { c.GroupSearch = &GroupSearch{} }, []string{"group_search.base: missing", "group_search.filter: missing"}},
 		{"group search bad filter", func(c *Config) { c.GroupSearch = &GroupSearch{Base: "dc=x", Filter: "(member=${dn}"} }, []string{"group_search.filter"}},
 		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, []string{"must not be negative"}},
+		{"pool too large", func(c *Config) { c.PoolSize = MaxPoolSize + 1 }, []string{"pool_size: 257 is more than 256"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,7 +50,7 @@ type user struct {
 // anonymous "" needs a bcrypt hash (docker_auth accepts any password for a
 // user without one; Gatehouse refuses such a list). All problems are
 // reported at once.
-func New(users map[string]User) (*Authenticator, error) {
+func New(users Users) (*Authenticator, error) {
 	a := &Authenticator{users: make(map[string]user, len(users)), compare: bcrypt.CompareHashAndPassword}
 	names := make([]string, 0, len(users))
 	for name := range users {
@@ -61,26 +61,17 @@ func New(users map[string]User) (*Authenticator, error) {
 	cost := 0
 	for _, name := range names {
 		u := users[name]
-		hash := u.Password.Reveal()
+		c, err := checkUser(name, u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if name == "" {
-			if hash != "" {
-				errs = append(errs, errors.New(`users: the anonymous user "" must not have a password (anonymous clients send none)`))
-				continue
-			}
 			a.users[name] = user{labels: u.Labels.Clone()}
 			continue
 		}
-		if hash == "" {
-			errs = append(errs, fmt.Errorf("users: %q has no password; set a bcrypt hash from `gatehouse hash-password`", name))
-			continue
-		}
-		c, err := checkHash(hash)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("users: %q: %w", name, err))
-			continue
-		}
 		cost = max(cost, c)
-		a.users[name] = user{hash: []byte(hash), labels: u.Labels.Clone()}
+		a.users[name] = user{hash: []byte(u.Password.Reveal()), labels: u.Labels.Clone()}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -31,7 +31,7 @@ type labelMatch struct {
 
 // Compile checks every entry and compiles the list. It reports every
 // problem at once as CompileErrors.
-func Compile(entries []Entry) (*ACL, error) {
+func Compile(entries Rules) (*ACL, error) {
 	a := &ACL{rules: make([]rule, 0, len(entries))}
 	var errs CompileErrors
 	for i := range entries {

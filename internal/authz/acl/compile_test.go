@@ -133,3 +133,18 @@ func TestCompileReportsEveryError(t *testing.T) {
 		t.Errorf("message %q does not name acl[2].match", err.Error())
 	}
 }
+
+func TestRulesValidate(t *testing.T) {
+	if err := (Rules{{Match: &Match{}, Actions: acts("pull")}}).Validate(); err != nil {
+		t.Fatalf("valid rules: %v", err)
+	}
+	if err := (Rules{}).Validate(); err != nil {
+		t.Fatalf("no rules: %v", err)
+	}
+	bad := Rules{{Match: &Match{Account: sp("/(/")}, Actions: acts("pull")}, {Actions: acts()}}
+	_, cerr := Compile(bad)
+	var ces CompileErrors
+	if err := bad.Validate(); !errors.As(err, &ces) || len(ces) != 2 || err.Error() != cerr.Error() {
+		t.Fatalf("got %v, want Compile's CompileErrors %v", err, cerr)
+	}
+}

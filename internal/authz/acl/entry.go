@@ -8,6 +8,19 @@ import (
 	"strings"
 )
 
+// Rules is an ACL: docker_auth's rule language, an ordered list of entries.
+// It is the engine's configuration, and the file format decodes the acl
+// section straight into it (hence the yaml tags), since the file's rules
+// and the engine's are one and the same language.
+type Rules []Entry
+
+// Validate reports every problem with the rules, as the CompileErrors
+// Compile would return.
+func (r Rules) Validate() error {
+	_, err := Compile(r)
+	return err
+}
+
 // Entry is one ACL rule as written in auth_config.yml.
 // Match and Actions are pointers so that a missing key can be told apart
 // from an empty one (a missing key is a config error; `match: {}` matches

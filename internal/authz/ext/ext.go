@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
-	"github.com/gatehouse-registry/gatehouse/internal/authn/ext/program"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
+	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 )
 
 // Config is the ext_authz section.
@@ -25,18 +25,25 @@ type Config struct {
 	Command string
 	// Args are passed to it as they are.
 	Args []string
-	// Timeout bounds one run; 0 means 10 seconds.
+	// Timeout bounds one run; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
 
+// DefaultTimeout bounds one run when Config.Timeout is 0.
+const DefaultTimeout = extprog.DefaultTimeout
+
+// Validate reports every problem with cfg, joined (New also checks that
+// the command exists).
+func (cfg Config) Validate() error { return extprog.Config(cfg).Validate() }
+
 // Authorizer runs the program once per requested scope.
 type Authorizer struct {
-	prog *program.Program
+	prog *extprog.Program
 }
 
 // New checks that the command exists.
 func New(cfg Config) (*Authorizer, error) {
-	p, err := program.New(program.Config(cfg))
+	p, err := extprog.New(extprog.Config(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ext_authz: %w", err)
 	}

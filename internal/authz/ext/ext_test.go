@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
-	"github.com/gatehouse-registry/gatehouse/internal/authn/ext/program"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
+	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 )
 
 func script(t *testing.T, body string) string {
@@ -106,7 +106,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Authorize(context.Background(), &authz.Request{Actions: []string{"pull"}})
-	if !errors.Is(err, program.ErrTimeout) {
+	if !errors.Is(err, extprog.ErrTimeout) {
 		t.Fatalf("got %v, want ErrTimeout", err)
 	}
 }

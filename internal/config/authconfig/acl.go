@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gatehouse-registry/gatehouse/internal/authn/ldap"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 )
 
@@ -131,7 +132,7 @@ func (v *validator) labelFor(key, value string) (label, source string) {
 		if _, ok := l.Labels[key]; ok {
 			return key, fmt.Sprintf("ldap_auth.labels.%s provides it", quoteKey(key))
 		}
-		if gs := l.GroupSearch; gs != nil && (gs.Label == key || gs.Label == "" && key == DefaultGroupLabel) {
+		if gs := l.GroupSearch; gs != nil && (gs.Label == key || gs.Label == "" && key == ldap.DefaultGroupLabel) {
 			return key, "ldap_auth.group_search provides it"
 		}
 	}

@@ -14,8 +14,10 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
-// Defaults for keys that are absent from the file. They are filled in by
-// Parse, so consumers read plain values.
+// Defaults for keys of the auth server itself that are absent from the
+// file. They are filled in by Parse, so consumers read plain values. The
+// backends' defaults (LDAP group label, ext timeouts) are the backends'
+// own constants; Parse fills them in from there.
 const (
 	DefaultNet                    = "tcp"
 	DefaultCredentialCacheTTL     = 5 * time.Minute
@@ -23,11 +25,9 @@ const (
 	DefaultLogLevel               = "info"
 	DefaultMetricsPath            = "/metrics"
 	DefaultRefreshTokenExpiration = 30 * 24 * 60 * 60 // seconds: 30 days
-	DefaultExtTimeout             = 10 * time.Second
 	DefaultFailedLoginsPerAccount = 10
 	DefaultFailedLoginsPerIP      = 50
 	DefaultRateLimitWindow        = 5 * time.Minute
-	DefaultGroupLabel             = "groups"
 )
 
 // Config is a docker_auth auth_config.yml. A nil pointer section, a nil
@@ -39,7 +39,7 @@ type Config struct {
 	Users    Users       `yaml:"users"`
 	LDAPAuth *LDAPAuth   `yaml:"ldap_auth"`
 	ExtAuth  *ExtCommand `yaml:"ext_auth"`
-	ACL      []acl.Entry `yaml:"acl"`
+	ACL      acl.Rules   `yaml:"acl"`
 	ExtAuthz *ExtCommand `yaml:"ext_authz"`
 
 	// File is the path the config was read from.
@@ -231,7 +231,7 @@ type GroupSearch struct {
 	Base string `yaml:"base"`
 	// Filter may hold ${account} and ${dn}, e.g. (member=${dn}). Required.
 	Filter string `yaml:"filter"`
-	// Label receives the cn of each group found (default "groups").
+	// Label receives the cn of each group found (default ldap.DefaultGroupLabel, "groups").
 	Label string `yaml:"label"`
 }
 
@@ -241,6 +241,7 @@ type ExtCommand struct {
 	Command string `yaml:"command"`
 	// Args are passed to Command.
 	Args []string `yaml:"args"`
-	// Timeout bounds each run (Gatehouse extension; default 10s).
+	// Timeout bounds each run (Gatehouse extension; default 10s, the ext
+	// backends' DefaultTimeout).
 	Timeout time.Duration `yaml:"timeout"`
 }

@@ -8,6 +8,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	authnext "github.com/gatehouse-registry/gatehouse/internal/authn/ext"
+	"github.com/gatehouse-registry/gatehouse/internal/authn/ldap"
+	authzext "github.com/gatehouse-registry/gatehouse/internal/authz/ext"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 )
 
@@ -187,11 +190,12 @@ func (v *validator) setDefaults() {
 		t.RefreshTokenExpiration = DefaultRefreshTokenExpiration
 	}
 	if l := c.LDAPAuth; l != nil && l.GroupSearch != nil && l.GroupSearch.Label == "" {
-		l.GroupSearch.Label = DefaultGroupLabel
+		l.GroupSearch.Label = ldap.DefaultGroupLabel
 	}
-	for _, e := range []*ExtCommand{c.ExtAuth, c.ExtAuthz} {
-		if e != nil && e.Timeout == 0 {
-			e.Timeout = DefaultExtTimeout
-		}
+	if e := c.ExtAuth; e != nil && e.Timeout == 0 {
+		e.Timeout = authnext.DefaultTimeout
+	}
+	if e := c.ExtAuthz; e != nil && e.Timeout == 0 {
+		e.Timeout = authzext.DefaultTimeout
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse-registry/gatehouse/internal/authn/ldap"
 	"github.com/gatehouse-registry/gatehouse/internal/authz/acl"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 )
@@ -377,12 +378,10 @@ func (v *validator) ldap() {
 	if l.RequestTimeout < 0 {
 		v.errAt("ldap_auth.request_timeout", "ldap_auth.request_timeout must not be negative", "request_timeout: 10s")
 	}
-	if l.PoolSize < 0 || l.PoolSize > maxPoolSize {
-		v.errAt("ldap_auth.pool_size", fmt.Sprintf("ldap_auth.pool_size %d is out of range (0..%d)", l.PoolSize, maxPoolSize), "pool_size: 4")
+	if l.PoolSize < 0 || l.PoolSize > ldap.MaxPoolSize {
+		v.errAt("ldap_auth.pool_size", fmt.Sprintf("ldap_auth.pool_size %d is out of range (0..%d)", l.PoolSize, ldap.MaxPoolSize), "pool_size: "+strconv.Itoa(ldap.DefaultPoolSize))
 	}
 }
-
-const maxPoolSize = 256
 
 var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -466,13 +465,13 @@ func (v *validator) ext(section string, e *ExtCommand) {
 	}
 }
 
-// acl compiles the ACL with the engine the auth server uses, so every
+// acl checks the ACL with the engine the auth server uses, so every
 // pattern, CIDR and placeholder problem is found now, at its line.
 func (v *validator) acl() {
 	if len(v.cfg.ACL) == 0 {
 		return
 	}
-	_, err := acl.Compile(v.cfg.ACL)
+	err := v.cfg.ACL.Validate()
 	var ces acl.CompileErrors
 	if err == nil || !errors.As(err, &ces) {
 		if err != nil {

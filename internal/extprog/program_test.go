@@ -1,4 +1,4 @@
-package program
+package extprog
 
 import (
 	"context"
@@ -192,5 +192,16 @@ func TestDefaultTimeout(t *testing.T) {
 	}
 	if p.Timeout() != DefaultTimeout {
 		t.Errorf("timeout = %v, want %v", p.Timeout(), DefaultTimeout)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	err := Config{Timeout: -time.Second}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "not set") || !strings.Contains(err.Error(), "negative") {
+		t.Fatalf("got %v, want both the command and the timeout named", err)
+	}
+	// Validate does not look the command up: that belongs to New.
+	if err := (Config{Command: "gatehouse-no-such-program"}).Validate(); err != nil {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package ldap
+package authserver
 
 import (
 	"testing"
@@ -6,10 +6,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/gatehouse-registry/gatehouse/internal/authn/ldap"
 	"github.com/gatehouse-registry/gatehouse/internal/config/authconfig"
 )
 
-func TestFromAuthConfig(t *testing.T) {
+func TestLDAPConfig(t *testing.T) {
 	in := &authconfig.LDAPAuth{
 		Addr:                  "ldaps://dc1.corp.example",
 		TLS:                   "always",
@@ -26,17 +27,17 @@ func TestFromAuthConfig(t *testing.T) {
 		RequestTimeout:        2 * time.Second,
 		PoolSize:              7,
 	}
-	want := Config{
+	want := ldap.Config{
 		Addr: "ldaps://dc1.corp.example", TLS: "always", InsecureSkipVerify: true, CACertFile: "ca.pem",
 		BindDN: "cn=proxy,dc=x", BindPassword: "pw", Base: "dc=x", Filter: "(uid=${account})",
-		Labels:      map[string]LabelConfig{"groups": {Attribute: "memberOf", ParseCN: true, LowerCase: true}},
-		GroupSearch: &GroupSearch{Base: "ou=g,dc=x", Filter: "(member=${dn})", Label: "teams"},
+		Labels:      map[string]ldap.LabelConfig{"groups": {Attribute: "memberOf", ParseCN: true, LowerCase: true}},
+		GroupSearch: &ldap.GroupSearch{Base: "ou=g,dc=x", Filter: "(member=${dn})", Label: "teams"},
 		DialTimeout: time.Second, RequestTimeout: 2 * time.Second, PoolSize: 7,
 	}
-	if diff := cmp.Diff(want, FromAuthConfig(in)); diff != "" {
+	if diff := cmp.Diff(want, ldapConfig(in)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if got := FromAuthConfig(&authconfig.LDAPAuth{}); got.Labels != nil || got.GroupSearch != nil {
+	if got := ldapConfig(&authconfig.LDAPAuth{}); got.Labels != nil || got.GroupSearch != nil {
 		t.Errorf("empty section: %+v", got)
 	}
 }

@@ -1,11 +1,11 @@
-// Package program runs the external programs of docker_auth's ext_auth and
+// Package extprog runs the external programs of docker_auth's ext_auth and
 // ext_authz protocol: one process per question, the question on stdin, the
 // answer in the exit status (and, for ext_auth, on stdout).
 //
 // Every run has a deadline; when it passes, or the context is cancelled,
 // the whole process group is killed. Stdout is read up to a limit and
 // stderr is kept only in part, for error messages.
-package program
+package extprog
 
 import (
 	"bytes"
@@ -47,23 +47,38 @@ type Program struct {
 	display string
 }
 
-// New checks that the command exists and the timeout is sane.
-func New(cfg Config) (*Program, error) {
+// Validate reports every problem with cfg that can be seen without looking
+// at the system (New also checks that the command exists).
+func (cfg Config) Validate() error {
+	var errs []error
 	if cfg.Command == "" {
-		return nil, errors.New("command is not set")
+		errs = append(errs, errors.New("command is not set"))
 	}
 	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("timeout %v is negative", cfg.Timeout)
+		errs = append(errs, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns cfg with a zero Timeout replaced by DefaultTimeout.
+func (cfg Config) withDefaults() Config {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return cfg
+}
+
+// New checks that the command exists and the timeout is sane.
+func New(cfg Config) (*Program, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	path, err := exec.LookPath(cfg.Command)
 	if err != nil {
 		return nil, fmt.Errorf("command %q: %w", cfg.Command, err)
 	}
-	t := cfg.Timeout
-	if t == 0 {
-		t = DefaultTimeout
-	}
-	return &Program{path: path, args: append([]string(nil), cfg.Args...), timeout: t, display: cfg.Command}, nil
+	cfg = cfg.withDefaults()
+	return &Program{path: path, args: append([]string(nil), cfg.Args...), timeout: cfg.Timeout, display: cfg.Command}, nil
 }
 
 // String names the program for logs and errors.
