@@ -152,7 +152,7 @@ func TestUnauthenticatedExhaustion(t *testing.T) {
 	}
 
 	t.Run("oversized request parts", func(t *testing.T) {
-		big := strings.Repeat("A", 100<<10) // under the header limit
+		big := strings.Repeat("A", 100<<10)  // under the header limit
 		huge := strings.Repeat("B", 900<<10) // over it
 		for _, tc := range []struct {
 			name, raw string

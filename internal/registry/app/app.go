@@ -137,11 +137,11 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	}
 
 	scfg := server.Config{
-		Name:         "registry",
-		Network:      cfg.HTTP.Net,
-		Addr:         cfg.HTTP.Addr,
-		Handler:      a.handler,
-		Logger:       log,
+		Name:    "registry",
+		Network: cfg.HTTP.Net,
+		Addr:    cfg.HTTP.Addr,
+		Handler: a.handler,
+		Logger:  log,
 		// No overall limits: a blob transfer takes as long as it needs
 		// while data flows.
 		ReadTimeout:       -1,
