@@ -31,9 +31,14 @@ func newGCCmd() *cobra.Command {
 		Short: "Delete blobs that no manifest references",
 		Long: `Collect garbage in the storage of the registry configured by CONFIG (a
 distribution config.yml): mark every blob a manifest of any repository
-references (configs, layers, index children, referrers), then delete the rest
-and the repositories' links to them. With --delete-untagged, manifests that no
-tag reaches (directly, through an index, or as a referrer) are deleted first.
+references (configs, layers, schema1 fsLayers, artifact blobs, index children,
+subjects), then delete the rest and the repositories' links to them. With
+--delete-untagged, manifests that no tag reaches (directly, through an index,
+or as a referrer) are deleted first.
+
+Every manifest is read before anything is deleted: a manifest GC cannot read
+stops it with an error naming its repository and digest, and nothing is
+deleted. Warnings go to stderr, also with --quiet.
 
 GC must not race with pushes: it runs only when the config sets
 storage.maintenance.readonly.enabled: true (restart the registry with it), or
@@ -62,6 +67,11 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opts := storage.GCOptions{DryRun: dryRun, DeleteUntagged: deleteUntagged}
+			// Warnings go to stderr even with --quiet: they name storage
+			// content GC had to work around.
+			opts.Warn = func(format string, a ...any) {
+				_, _ = fmt.Fprintf(stderr, "warning: "+format+"\n", a...)
+			}
 			if !quiet {
 				opts.Progress = func(format string, a ...any) {
 					_, _ = fmt.Fprintf(stdout, format+"\n", a...)
@@ -79,6 +89,9 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 				res.Repositories, res.ManifestsMarked, res.BlobsMarked)
 			_, _ = fmt.Fprintf(stdout, "%s: %d blobs (%d bytes freed), %d untagged manifests, %d layer links\n",
 				verb, res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved)
+			if res.Warnings > 0 {
+				_, _ = fmt.Fprintf(stderr, "%d warning(s), see above\n", res.Warnings)
+			}
 			return nil
 		},
 	}

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -20,6 +19,11 @@ type GCOptions struct {
 	DeleteUntagged bool
 	// Progress, when set, receives progress lines (no trailing newline).
 	Progress func(format string, args ...any)
+	// Warn, when set, receives what GC found odd but could work around
+	// (a revision whose manifest blob is missing, an unexpected file),
+	// one line each, no trailing newline. Errors that stop GC are
+	// returned instead.
+	Warn func(format string, args ...any)
 }
 
 // GCResult counts what GC did (or would do, in a dry run).
@@ -31,6 +35,7 @@ type GCResult struct {
 	BlobsSwept        int
 	BytesFreed        int64
 	LayerLinksRemoved int
+	Warnings          int
 }
 
 // repoManifests is what GC learns about one repository.
@@ -38,20 +43,53 @@ type repoManifests struct {
 	name      string
 	revisions []digest.Digest
 	tagged    map[digest.Digest]bool
-	parsed    map[digest.Digest]*Manifest // nil entry: payload missing or unreadable
+	// refs holds what each revision references; a nil entry means the
+	// manifest's blob is missing (nothing to read, nothing to keep
+	// beyond the revision itself).
+	refs map[digest.Digest]*manifestRefs
+	// signatures are the blobs behind legacy schema1 signature links
+	// (revisions/<alg>/<hex>/signatures/<alg>/<hex>/link) that early
+	// registry:2 versions wrote, by revision.
+	signatures map[digest.Digest][]digest.Digest
 }
+
+// ManifestUnreadableError stops GC: a manifest whose references GC cannot
+// know. Sweeping without them could delete layers of a tagged image.
+type ManifestUnreadableError struct {
+	Repository string
+	Digest     digest.Digest
+	Err        error
+}
+
+func (e *ManifestUnreadableError) Error() string {
+	return fmt.Sprintf("repository %s: manifest %s cannot be read (%v); nothing was deleted: "+
+		"fix or delete this manifest (its revision link) and run gc again", e.Repository, e.Digest, e.Err)
+}
+
+func (e *ManifestUnreadableError) Unwrap() error { return e.Err }
 
 // GC marks every blob reachable from a manifest and deletes the rest
 // (mark and sweep, as registry:2's garbage-collect). The registry must not
 // accept writes while it runs: a blob pushed during GC whose manifest is
 // not there yet would be swept.
+//
+// Every manifest is read before anything is deleted. A manifest GC cannot
+// read (not JSON, no references it recognises, a digest that does not
+// parse) stops it with a *ManifestUnreadableError and nothing deleted, in
+// a dry run too.
 func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) {
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
-	reg := New(d, Options{Delete: true})
 	var res GCResult
+	warn := func(format string, args ...any) {
+		res.Warnings++
+		if opts.Warn != nil {
+			opts.Warn(format, args...)
+		}
+	}
+	reg := New(d, Options{Delete: true})
 	var repos []string
 	if err := walkRepos(ctx, d, func(name string) error { repos = append(repos, name); return nil }); err != nil {
 		return res, fmt.Errorf("gc: list repositories: %w", err)
@@ -59,12 +97,20 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	res.Repositories = len(repos)
 	progress("%d repositories", len(repos))
 
-	marked := make(map[digest.Digest]bool)
+	// Mark: read every repository first, so that an unreadable manifest
+	// stops GC before anything is deleted.
+	scanned := make([]*repoManifests, 0, len(repos))
 	for _, name := range repos {
-		rm, err := scanRepo(ctx, reg, name)
+		rm, err := scanRepo(ctx, reg, name, warn)
 		if err != nil {
-			return res, fmt.Errorf("gc: %s: %w", name, err)
+			return res, fmt.Errorf("gc: %w", err)
 		}
+		scanned = append(scanned, rm)
+	}
+
+	marked := make(map[digest.Digest]bool)
+	for _, rm := range scanned {
+		name := rm.name
 		keep := make(map[digest.Digest]bool, len(rm.revisions))
 		if opts.DeleteUntagged {
 			keep = reachable(rm)
@@ -89,18 +135,13 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 		for dg := range keep {
 			n++
 			marked[dg] = true
-			m := rm.parsed[dg]
-			if m == nil {
-				continue
+			for _, s := range rm.signatures[dg] {
+				marked[s] = true
 			}
-			if m.Config != nil {
-				marked[m.Config.Digest] = true
-			}
-			for _, l := range m.Layers {
-				marked[l.Digest] = true
-			}
-			for _, c := range m.Manifests {
-				marked[c.Digest] = true
+			if refs := rm.refs[dg]; refs != nil {
+				for _, r := range refs.All() {
+					marked[r] = true
+				}
 			}
 		}
 		res.ManifestsMarked += n
@@ -119,7 +160,11 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 			return nil // <alg> or <alg>/<xx>
 		}
 		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
-		if dg.Validate() != nil || marked[dg] {
+		if dg.Validate() != nil {
+			warn("unexpected directory %s among the blobs, kept", fi.Path())
+			return driver.ErrSkipDir
+		}
+		if marked[dg] {
 			return driver.ErrSkipDir
 		}
 		var size int64
@@ -157,17 +202,41 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	return res, nil
 }
 
-// scanRepo reads a repository's revisions, tags and manifests.
-func scanRepo(ctx context.Context, reg *Registry, name string) (*repoManifests, error) {
+// scanRepo reads a repository's revisions, tags and the references of
+// its manifests. warn reports what it works around.
+func scanRepo(ctx context.Context, reg *Registry, name string, warn func(string, ...any)) (*repoManifests, error) {
 	d := reg.d
-	rm := &repoManifests{name: name, tagged: map[digest.Digest]bool{}, parsed: map[digest.Digest]*Manifest{}}
-	err := d.Walk(ctx, revisionsDir(name), func(fi driver.FileInfo) error {
-		if fi.IsDir() || path.Base(fi.Path()) != "link" {
+	rm := &repoManifests{
+		name:       name,
+		tagged:     map[digest.Digest]bool{},
+		refs:       map[digest.Digest]*manifestRefs{},
+		signatures: map[digest.Digest][]digest.Digest{},
+	}
+	root := revisionsDir(name)
+	err := d.Walk(ctx, root, func(fi driver.FileInfo) error {
+		if fi.IsDir() {
 			return nil
 		}
-		// An unreadable link names no manifest we could keep.
-		if dg, err := reg.readLink(ctx, fi.Path()); err == nil {
+		// The digest comes from the link's path, as registry:2's GC
+		// takes it: a link file left empty by a crash still names its
+		// manifest.
+		rel := strings.Split(strings.TrimPrefix(fi.Path(), root+"/"), "/")
+		switch {
+		case len(rel) == 3 && rel[2] == "link":
+			dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[1])
+			if err := dg.Validate(); err != nil {
+				return fmt.Errorf("repository %s: revision link %s does not name a digest: %w", name, fi.Path(), err)
+			}
 			rm.revisions = append(rm.revisions, dg)
+		case len(rel) == 6 && rel[2] == "signatures" && rel[5] == "link":
+			rev := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[1])
+			sig := digest.NewDigestFromEncoded(digest.Algorithm(rel[3]), rel[4])
+			if rev.Validate() != nil || sig.Validate() != nil {
+				return fmt.Errorf("repository %s: signature link %s does not name digests", name, fi.Path())
+			}
+			rm.signatures[rev] = append(rm.signatures[rev], sig)
+		default:
+			warn("%s: unexpected file %s under the manifest revisions, ignored", name, fi.Path())
 		}
 		return nil
 	})
@@ -178,20 +247,21 @@ func scanRepo(ctx context.Context, reg *Registry, name string) (*repoManifests, 
 		payload, err := d.GetContent(ctx, blobDataPath(dg))
 		if err != nil {
 			if driver.IsNotFound(err) {
-				rm.parsed[dg] = nil
+				warn("%s: manifest %s has a revision link but no blob; nothing it references can be marked", name, dg)
+				rm.refs[dg] = nil
 				continue
 			}
-			return nil, err
+			return nil, fmt.Errorf("repository %s: read manifest %s: %w", name, dg, err)
 		}
-		m, err := parseStored(payload)
+		refs, err := extractReferences(payload)
 		if err != nil {
-			reg.log.WarnContext(ctx, "gc: unparsable manifest kept as is", "repository", name, "digest", dg)
+			return nil, &ManifestUnreadableError{Repository: name, Digest: dg, Err: err}
 		}
-		rm.parsed[dg] = m
+		rm.refs[dg] = refs
 	}
 	tags, err := reg.listTags(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("repository %s: list tags: %w", name, err)
 	}
 	for _, tag := range tags {
 		dg, err := reg.readLink(ctx, tagCurrentLink(name, tag))
@@ -199,7 +269,7 @@ func scanRepo(ctx context.Context, reg *Registry, name string) (*repoManifests, 
 			if driver.IsNotFound(err) {
 				continue
 			}
-			return nil, err
+			return nil, fmt.Errorf("repository %s: tag %s: %w", name, tag, err)
 		}
 		rm.tagged[dg] = true
 	}
@@ -208,8 +278,8 @@ func scanRepo(ctx context.Context, reg *Registry, name string) (*repoManifests, 
 
 // reachable returns the manifests kept when untagged ones go: tagged
 // manifests, children of kept indexes and referrers of kept manifests,
-// to a fixed point. Manifests that failed to parse are kept (never delete
-// what we do not understand).
+// to a fixed point. Manifests whose blob is missing are kept (nothing
+// tells whether a tag reaches them through an index).
 func reachable(rm *repoManifests) map[digest.Digest]bool {
 	keep := make(map[digest.Digest]bool)
 	referrers := make(map[digest.Digest][]digest.Digest) // subject -> referrers
@@ -221,20 +291,20 @@ func reachable(rm *repoManifests) map[digest.Digest]bool {
 		}
 	}
 	for _, dg := range rm.revisions {
-		m, seen := rm.parsed[dg]
-		if seen && m != nil && m.Subject != nil {
-			referrers[m.Subject.Digest] = append(referrers[m.Subject.Digest], dg)
+		refs, seen := rm.refs[dg]
+		if refs != nil && refs.Subject != "" {
+			referrers[refs.Subject] = append(referrers[refs.Subject], dg)
 		}
-		if rm.tagged[dg] || (seen && m == nil) {
+		if rm.tagged[dg] || (seen && refs == nil) {
 			add(dg)
 		}
 	}
 	for len(queue) > 0 {
 		dg := queue[0]
 		queue = queue[1:]
-		if m := rm.parsed[dg]; m != nil {
-			for _, c := range m.Manifests {
-				add(c.Digest)
+		if refs := rm.refs[dg]; refs != nil {
+			for _, c := range refs.Children {
+				add(c)
 			}
 		}
 		for _, r := range referrers[dg] {
