@@ -220,7 +220,7 @@ func ParseDigest(s string) (digest.Digest, error) {
 			return "", fail(ErrInvalidDigest, "a %s digest has %d hex digits, not %d", alg, a.hexLen, len(enc))
 		}
 		for i := 0; i < len(enc); i++ {
-			if c := enc[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			if !isLowerHex(enc[i]) {
 				return "", fail(ErrInvalidDigest, "the %s digest %s has %s; only lower-case hex digits 0-9 a-f are allowed", alg, quote(s), quoteRuneAt(enc, i))
 			}
 		}
@@ -228,6 +228,8 @@ func ParseDigest(s string) (digest.Digest, error) {
 	}
 	return "", fail(ErrInvalidDigest, "algorithm %s is not supported (sha256 or sha512)", quote(alg))
 }
+
+func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
 
 // ParseReference parses a manifest reference: a digest when it holds a ":"
 // (ParseDigest), else a tag (ValidateTag). Exactly one of tag and dgst is
@@ -273,3 +275,5 @@ func ValidateUploadID(id string) error {
 	// Not reached: every way to miss uploadIDRE is named above.
 	return fail(ErrInvalidUploadID, "upload id %s is not [A-Za-z0-9][A-Za-z0-9_-]{0,127}", quote(id))
 }
+
+var _ error = (*Error)(nil)
