@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 )
 
 // Scope is one resource a client asks access to, as in
@@ -43,27 +45,9 @@ func (s Scope) String() string {
 	return b.String()
 }
 
-// maxNameLength is distribution's limit on a repository name.
-const maxNameLength = 255
-
 var (
 	typeRE   = regexp.MustCompile(`^[a-z0-9]+$`)
 	actionRE = regexp.MustCompile(`^(?:\*|[a-z0-9]+(?:[_-][a-z0-9]+)*)$`)
-	// nameRE is distribution's repository name grammar: an optional
-	// host[:port] followed by lower-case path components.
-	nameRE = func() *regexp.Regexp {
-		const (
-			alnum     = `[a-z0-9]+`
-			separator = `(?:[._]|__|[-]+)`
-			component = alnum + `(?:` + separator + alnum + `)*`
-			domainCmp = `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
-			domainNm  = domainCmp + `(?:\.` + domainCmp + `)*`
-			ipv6      = `\[[a-fA-F0-9:]+\]`
-			host      = `(?:` + domainNm + `|` + ipv6 + `)`
-			domain    = host + `(?::[0-9]+)?`
-		)
-		return regexp.MustCompile(`^(?:` + domain + `/)?` + component + `(?:/` + component + `)*$`)
-	}()
 )
 
 // ErrInvalidScope is wrapped by every error ParseScope returns.
@@ -107,10 +91,10 @@ func ParseScope(s string) (Scope, error) {
 		if name != "catalog" {
 			return Scope{}, scopeError(s, "the only registry resource is \"catalog\", not %q", name)
 		}
-	case len(name) > maxNameLength:
-		return Scope{}, scopeError(s, "repository name is %d characters long, the limit is %d", len(name), maxNameLength)
-	case !nameRE.MatchString(name):
-		return Scope{}, scopeError(s, "%q is not a valid repository name (lower-case path components separated by /, with . _ - inside, after an optional host[:port]/)", name)
+	default:
+		if err := reference.ValidateScopeName(name); err != nil {
+			return Scope{}, scopeError(s, "not a valid repository name: %s", reference.Reason(err))
+		}
 	}
 	sc.Name = name
 

@@ -39,6 +39,8 @@ func TestParseScope(t *testing.T) {
 		{name: "trailing slash", in: "repository:alpine/:pull", wantErr: "not a valid repository name"},
 		{name: "double slash", in: "repository:a//b:pull", wantErr: "not a valid repository name"},
 		{name: "leading separator", in: "repository:-a:pull", wantErr: "not a valid repository name"},
+		{name: "dot dot", in: "repository:a/../b:pull", wantErr: `path component ".."`},
+		{name: "empty port", in: "repository:localhost:/a:pull", wantErr: `"localhost:" is not a registry host`},
 		{name: "empty name", in: "repository::pull", wantErr: "empty resource name"},
 		{name: "too long", in: "repository:" + strings.Repeat("a", 256) + ":pull", wantErr: "limit is 255"},
 		{name: "registry not catalog", in: "registry:other:*", wantErr: `only registry resource is "catalog"`},

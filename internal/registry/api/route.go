@@ -1,9 +1,10 @@
 package api
 
 import (
-	"regexp"
+	"errors"
 	"strings"
 
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -33,18 +34,6 @@ type route struct {
 	Ref      string // tag or digest (manifests), digest (blobs, referrers), upload id
 	UploadID string
 }
-
-// Limits from the spec and distribution.
-const (
-	maxNameLength = 255
-	maxTagLength  = 128
-)
-
-var (
-	nameComponentRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
-	tagRe           = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-	uploadIDRe      = regexp.MustCompile(`^[A-Za-z0-9_=-]{1,128}$`)
-)
 
 // markers are the path segments that end a repository name. A name may
 // itself contain "blobs" or "manifests" components, so the rightmost marker
@@ -102,7 +91,7 @@ func parseRoute(rest string) (route, *Error) {
 			r.Kind = routeUploadStart
 			return r, nil
 		}
-		if !uploadIDRe.MatchString(tail) {
+		if reference.ValidateUploadID(tail) != nil {
 			return route{}, &Error{Code: CodeBlobUploadUnknown}
 		}
 		r.UploadID = tail
@@ -117,15 +106,10 @@ func parseRoute(rest string) (route, *Error) {
 
 func notFound() *Error { return &Error{Code: CodeNotFound} }
 
-// checkName validates a repository name against the spec's grammar.
+// checkName validates a repository name (reference.ValidateRepository).
 func checkName(name string) *Error {
-	if name == "" || len(name) > maxNameLength {
-		return apiErr(CodeNameInvalid, "invalid repository name", map[string]any{"name": truncate(name, 300), "reason": "length must be 1 to 255"})
-	}
-	for _, c := range strings.Split(name, "/") {
-		if !nameComponentRe.MatchString(c) {
-			return apiErr(CodeNameInvalid, "invalid repository name", map[string]any{"name": truncate(name, 300), "reason": "each path component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*"})
-		}
+	if err := reference.ValidateRepository(name); err != nil {
+		return apiErr(CodeNameInvalid, "invalid repository name", map[string]any{"name": truncate(name, 300), "reason": reference.Reason(err)})
 	}
 	return nil
 }
@@ -137,27 +121,32 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// isTag reports whether ref has the shape of a tag.
-func isTag(ref string) bool { return tagRe.MatchString(ref) }
+// isTag reports whether ref has the shape of a tag (reference.ValidateTag).
+func isTag(ref string) bool { return reference.ValidateTag(ref) == nil }
 
 // parseDigest parses and validates a digest with a supported algorithm
-// (sha256 or sha512).
+// (sha256 or sha512; reference.ParseDigest).
 func parseDigest(s string) (digest.Digest, *Error) {
-	d, err := digest.Parse(s)
-	if err != nil || (d.Algorithm() != digest.SHA256 && d.Algorithm() != digest.SHA512) {
-		return "", apiErr(CodeDigestInvalid, "invalid digest", map[string]string{"digest": truncate(s, 200)})
+	d, err := reference.ParseDigest(s)
+	if err != nil {
+		return "", digestInvalid(s, err)
 	}
 	return d, nil
 }
 
-// parseReference parses a manifest reference: a digest or a tag.
+func digestInvalid(s string, err error) *Error {
+	return apiErr(CodeDigestInvalid, "invalid digest", map[string]string{"digest": truncate(s, 200), "reason": reference.Reason(err)})
+}
+
+// parseReference parses a manifest reference: a digest or a tag
+// (reference.ParseReference).
 func parseReference(ref string) (tag string, dgst digest.Digest, e *Error) {
-	if strings.Contains(ref, ":") {
-		d, e := parseDigest(ref)
-		return "", d, e
+	tag, dgst, err := reference.ParseReference(ref)
+	switch {
+	case errors.Is(err, reference.ErrInvalidDigest):
+		return "", "", digestInvalid(ref, err)
+	case err != nil:
+		return "", "", apiErr(CodeTagInvalid, "invalid tag", map[string]string{"tag": truncate(ref, 200), "reason": reference.Reason(err)})
 	}
-	if !isTag(ref) {
-		return "", "", apiErr(CodeTagInvalid, "invalid tag", map[string]string{"tag": truncate(ref, 200)})
-	}
-	return ref, "", nil
+	return tag, dgst, nil
 }

@@ -26,6 +26,7 @@ func TestParseRoute(t *testing.T) {
 		{"/a/blobs/uploads/", route{Kind: routeUploadStart, Name: "a"}, ""},
 		{"/a/blobs/uploads", route{Kind: routeUploadStart, Name: "a"}, ""},
 		{"/a/blobs/uploads/abc-123", route{Kind: routeUpload, Name: "a", UploadID: "abc-123"}, ""},
+		{"/a/blobs/uploads/6ba7b810-9dad-11d1-80b4-00c04fd430c8", route{Kind: routeUpload, Name: "a", UploadID: "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}, ""},
 		{"/a/referrers/" + d, route{Kind: routeReferrers, Name: "a", Ref: d}, ""},
 		// names that contain the markers' words
 		{"/blobs/manifests/x", route{Kind: routeManifest, Name: "blobs", Ref: "x"}, ""},
@@ -50,6 +51,11 @@ func TestParseRoute(t *testing.T) {
 		{"/manifests/x", route{}, "NOT_FOUND"},
 		{"/a/blobs/uploads/a/b", route{}, "BLOB_UPLOAD_UNKNOWN"},
 		{"/a/blobs/uploads/../x", route{}, "BLOB_UPLOAD_UNKNOWN"},
+		{"/a/blobs/uploads/..", route{}, "BLOB_UPLOAD_UNKNOWN"},
+		{"/a/blobs/uploads/=x", route{}, "BLOB_UPLOAD_UNKNOWN"},
+		{"/a/blobs/uploads/-x", route{}, "BLOB_UPLOAD_UNKNOWN"},
+		{"/a/blobs/uploads/_x", route{}, "BLOB_UPLOAD_UNKNOWN"},
+		{"/a/blobs/uploads/" + strings.Repeat("u", 129), route{}, "BLOB_UPLOAD_UNKNOWN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 )
@@ -35,12 +36,17 @@ type BlobReader interface {
 	File() *os.File
 }
 
-// checkDigest validates a digest given by a client.
+// checkDigest validates a digest given by a client with
+// reference.ParseDigest: sha256 or sha512.
 func checkDigest(d digest.Digest) error {
-	if err := d.Validate(); err != nil {
-		return errorf(ErrDigestInvalid, map[string]any{"digest": string(d)}, "invalid digest")
+	if _, err := reference.ParseDigest(string(d)); err != nil {
+		return digestInvalid(string(d), err)
 	}
 	return nil
+}
+
+func digestInvalid(s string, err error) error {
+	return errorf(ErrDigestInvalid, map[string]any{"digest": s}, "invalid digest: %s", reference.Reason(err))
 }
 
 func (r *Registry) writable() error {

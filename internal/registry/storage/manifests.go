@@ -2,40 +2,36 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// tagRE is the distribution-spec tag grammar.
-var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidateTag checks a tag against the distribution-spec grammar.
+// ValidateTag checks a tag with reference.ValidateTag.
 func ValidateTag(tag string) error {
-	if !tagRE.MatchString(tag) {
-		return errorf(ErrTagInvalid, map[string]any{"tag": tag}, "invalid tag")
+	if err := reference.ValidateTag(tag); err != nil {
+		return errorf(ErrTagInvalid, map[string]any{"tag": tag}, "%s", reference.Reason(err))
 	}
 	return nil
 }
 
-// parseRef splits a manifest reference into a digest or a tag.
+// parseRef splits a manifest reference into a digest or a tag, as
+// reference.ParseReference does.
 func parseRef(ref string) (dgst digest.Digest, tag string, err error) {
-	if strings.Contains(ref, ":") {
-		d := digest.Digest(ref)
-		if err := checkDigest(d); err != nil {
-			return "", "", err
-		}
-		return d, "", nil
+	tag, dgst, err = reference.ParseReference(ref)
+	switch {
+	case errors.Is(err, reference.ErrInvalidDigest):
+		return "", "", digestInvalid(ref, err)
+	case err != nil:
+		return "", "", errorf(ErrTagInvalid, map[string]any{"tag": ref}, "%s", reference.Reason(err))
 	}
-	if err := ValidateTag(ref); err != nil {
-		return "", "", err
-	}
-	return "", ref, nil
+	return dgst, tag, nil
 }
 
 func manifestUnknown(ref string) error {

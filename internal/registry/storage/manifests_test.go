@@ -86,6 +86,7 @@ func TestPutManifestValidation(t *testing.T) {
 		{"artifact with the empty config not pushed", "art", v1.MediaTypeImageManifest, string(image(t, cfg, nil, nil, "application/vnd.example")), nil},
 		{"digest mismatch", digest.FromString("x").String(), v1.MediaTypeImageManifest, string(good), ErrDigestInvalid},
 		{"bad digest ref", "sha256:zz", v1.MediaTypeImageManifest, string(good), ErrDigestInvalid},
+		{"sha384 digest of the payload", digest.SHA384.FromBytes(good).String(), v1.MediaTypeImageManifest, string(good), ErrDigestInvalid},
 		{"bad tag", "-bad", v1.MediaTypeImageManifest, string(good), ErrTagInvalid},
 		{"long tag", strings.Repeat("t", 129), v1.MediaTypeImageManifest, string(good), ErrTagInvalid},
 		{"media type mismatch", "t", v1.MediaTypeImageIndex, string(good), ErrManifestInvalid},

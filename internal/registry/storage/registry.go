@@ -13,9 +13,9 @@ import (
 	_ "crypto/sha512"
 	"io"
 	"log/slog"
-	"regexp"
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 )
 
@@ -67,20 +67,11 @@ type Repository struct {
 	name string
 }
 
-// MaxNameLength bounds a repository name, as distribution does.
-const MaxNameLength = 255
-
-// nameRE is the distribution-spec repository name grammar.
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-
-// ValidateName checks a repository name against the distribution grammar
-// and the 255-character limit.
+// ValidateName checks a repository name with reference.ValidateRepository
+// (distribution's grammar, at most 255 characters).
 func ValidateName(name string) error {
-	if len(name) > MaxNameLength {
-		return errorf(ErrNameInvalid, map[string]any{"name": name}, "repository name must not be longer than %d characters", MaxNameLength)
-	}
-	if !nameRE.MatchString(name) {
-		return errorf(ErrNameInvalid, map[string]any{"name": name}, "invalid repository name")
+	if err := reference.ValidateRepository(name); err != nil {
+		return errorf(ErrNameInvalid, map[string]any{"name": name}, "%s", reference.Reason(err))
 	}
 	return nil
 }

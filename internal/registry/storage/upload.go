@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -22,10 +22,6 @@ import (
 const copyBufferSize = 1 << 20
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
-// uploadIDRE accepts the ids we and registry:2 generate (UUIDs) and
-// nothing that could escape the uploads directory.
-var uploadIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`)
 
 // Upload is a blob upload in progress. Its state lives in storage (data,
 // startedat and the running sha256 state under the upload's directory),
@@ -122,7 +118,7 @@ func (r *Repository) NewUpload(ctx context.Context) (*Upload, error) {
 
 // ResumeUpload reopens upload id, or returns ErrBlobUploadUnknown.
 func (r *Repository) ResumeUpload(ctx context.Context, id string) (*Upload, error) {
-	if !uploadIDRE.MatchString(id) {
+	if reference.ValidateUploadID(id) != nil {
 		return nil, uploadUnknown(id)
 	}
 	u := &Upload{repo: r, id: id}

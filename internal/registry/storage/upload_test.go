@@ -108,6 +108,7 @@ func TestUploadCommitChecks(t *testing.T) {
 		r := mustRepo(t, reg, "a/b")
 		content := []byte("some content")
 		sum := sha512.Sum512(content)
+		sum384 := sha512.Sum384(content)
 		tests := []struct {
 			name string
 			dgst digest.Digest
@@ -117,6 +118,7 @@ func TestUploadCommitChecks(t *testing.T) {
 			{"wrong digest", digest.FromString("other"), -1, ErrDigestInvalid},
 			{"malformed digest", "sha256:xyz", -1, ErrDigestInvalid},
 			{"unknown algorithm", "md5:d41d8cd98f00b204e9800998ecf8427e", -1, ErrDigestInvalid},
+			{"sha384 is not offered", digest.NewDigestFromBytes(digest.SHA384, sum384[:]), -1, ErrDigestInvalid},
 			{"wrong size", digest.FromBytes(content), 5, ErrSizeInvalid},
 			{"sha256", digest.FromBytes(content), int64(len(content)), nil},
 			{"sha512", digest.NewDigestFromBytes(digest.SHA512, sum[:]), -1, nil},
@@ -158,7 +160,7 @@ func TestUploadCommitChecks(t *testing.T) {
 func TestResumeUnknown(t *testing.T) {
 	reg := New(drivers(t)["inmemory"](t), Options{})
 	r := mustRepo(t, reg, "x")
-	for _, id := range []string{"nope", "../../etc", "", "a/b", "00000000-0000-0000-0000-000000000000"} {
+	for _, id := range []string{"nope", "../../etc", "", "a/b", "00000000-0000-0000-0000-000000000000", ".", "..", "=x", "-x", "_x", "a%2fb"} {
 		_, err := r.ResumeUpload(context.Background(), id)
 		wantErr(t, "ResumeUpload("+id+")", err, ErrBlobUploadUnknown)
 	}
