@@ -1,5 +1,7 @@
 // Package ratelimit limits failed login attempts with token buckets keyed
-// by a string (an account name or a client IP). Only failures take tokens;
+// by a string (an account name or a client IP), and holds the failed-login
+// defaults the auth server and the registry's htpasswd mode share. Only
+// failures take tokens;
 // a request is refused while its bucket is empty. Memory is bounded: idle
 // buckets (full again) are dropped, and at most MaxKeys are kept.
 package ratelimit
@@ -42,8 +44,14 @@ type bucket struct {
 	last   time.Time
 }
 
-// DefaultWindow is the window New uses when given none.
-const DefaultWindow = time.Minute
+// The failed-login limits used when the configuration sets none: per
+// account and per client address, within DefaultWindow (also the window
+// New uses when given none). authconfig fills them into server.rate_limit.
+const (
+	DefaultAccountFailures = 10
+	DefaultIPFailures      = 50
+	DefaultWindow          = 5 * time.Minute
+)
 
 // New returns a Limiter allowing limit failures per window (DefaultWindow
 // when <= 0) per key, all of which may come at once. limit <= 0 returns
