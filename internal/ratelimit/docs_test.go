@@ -21,6 +21,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		{"security", "security.md", fmt.Sprintf("by default %d per account and %d per IP\n  in %d minutes", DefaultAccountFailures, DefaultIPFailures, minutes)},
 		{"auth-server account", "auth-server.md", fmt.Sprintf("`server.rate_limit.failed_logins_per_account` (default %d)", DefaultAccountFailures)},
 		{"auth-server ip", "auth-server.md", fmt.Sprintf("`failed_logins_per_ip` (default %d) per `window` (default %d minutes)", DefaultIPFailures, minutes)},
+		{"registry htpasswd", "registry-config.md", fmt.Sprintf("%d per user and %d per client\naddress in %d minutes", DefaultAccountFailures, DefaultIPFailures, minutes)},
 		{"example config account", "examples/auth_config.yml", fmt.Sprintf("failed_logins_per_account: %d ", DefaultAccountFailures)},
 		{"example config ip", "examples/auth_config.yml", fmt.Sprintf("failed_logins_per_ip: %d ", DefaultIPFailures)},
 		{"example config window", "examples/auth_config.yml", fmt.Sprintf("window: %dm\n", minutes)},

@@ -1,6 +1,6 @@
 // Package ratelimit limits failed login attempts with token buckets keyed
 // by a string (an account name or a client IP), and holds the failed-login
-// defaults.
+// defaults the auth server and the registry's htpasswd mode share.
 //
 // An attempt reserves a token before the password is checked and gives it
 // back if the password was right, so only failures keep their tokens, and
@@ -48,7 +48,9 @@ type bucket struct {
 
 // The failed-login limits used when the configuration sets none: per
 // account and per client address, within DefaultWindow (also the window
-// New uses when given none). authconfig fills them into server.rate_limit.
+// New uses when given none). authconfig fills them into server.rate_limit;
+// the registry's htpasswd mode, which has no such setting, uses them as
+// they are.
 const (
 	DefaultAccountFailures = 10
 	DefaultIPFailures      = 50
