@@ -34,8 +34,6 @@ import (
 // Defaults for Chain fields left zero.
 const (
 	DefaultRefreshExpiration = 30 * 24 * time.Hour
-	DefaultAccountFailures   = 10 // per minute
-	DefaultIPFailures        = 30 // per minute
 	DefaultCloseGrace        = 60 * time.Second
 	maxBodyBytes             = 64 << 10
 )
@@ -97,8 +95,9 @@ type Chain struct {
 	// (credcache.DefaultTTL when zero; negative disables the cache).
 	CacheTTL time.Duration
 	// AccountFailures and IPFailures are the failed logins allowed per
-	// FailureWindow per account and per client IP (defaults 10 and 30 per
-	// minute; negative disables the limit).
+	// FailureWindow per account and per client IP (when zero,
+	// ratelimit.DefaultAccountFailures and ratelimit.DefaultIPFailures per
+	// ratelimit.DefaultWindow; negative disables the limit).
 	AccountFailures int
 	IPFailures      int
 	FailureWindow   time.Duration
@@ -144,8 +143,8 @@ func (c *Chain) prepare(cacheSize int) error {
 	}
 	c.RefreshExpiration = orDefault(c.RefreshExpiration, DefaultRefreshExpiration)
 	c.cache = credcache.New(orDefault(c.CacheTTL, credcache.DefaultTTL), cacheSize)
-	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, DefaultAccountFailures), c.FailureWindow, 0)
-	c.byIP = ratelimit.New(orDefault(c.IPFailures, DefaultIPFailures), c.FailureWindow, 0)
+	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, ratelimit.DefaultAccountFailures), c.FailureWindow, 0)
+	c.byIP = ratelimit.New(orDefault(c.IPFailures, ratelimit.DefaultIPFailures), c.FailureWindow, 0)
 	return nil
 }
 

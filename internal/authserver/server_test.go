@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,47 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("other address refused: %d", rec.Code)
 		}
 	})
+	t.Run("successes give their reservation back", func(t *testing.T) {
+		f := newFixture(t, func(c *Chain) { c.AccountFailures = 2; c.IPFailures = 2; c.CacheTTL = -1 })
+		for i := range 5 {
+			if rec := f.get("/auth?service=registry.test", "alice", "alicepw"); rec.Code != 200 {
+				t.Fatalf("login %d: status %d", i, rec.Code)
+			}
+		}
+		for i := range 2 {
+			if rec := f.get("/auth", "alice", "wrong"); rec.Code != 401 {
+				t.Fatalf("wrong password %d after successes: status %d", i, rec.Code)
+			}
+		}
+		if rec := f.get("/auth", "alice", "wrong"); rec.Code != 429 {
+			t.Fatalf("third wrong password: status %d", rec.Code)
+		}
+	})
+	t.Run("backend outage does not count", func(t *testing.T) {
+		f := newFixture(t, func(c *Chain) { c.AccountFailures = 1; c.IPFailures = 1 })
+		f.authn.err = authn.ErrUnavailable
+		for i := range 3 {
+			if rec := f.get("/auth", "alice", "alicepw"); rec.Code != 503 {
+				t.Fatalf("attempt %d during outage: status %d", i, rec.Code)
+			}
+		}
+		f.authn.err = nil
+		if rec := f.get("/auth?service=registry.test", "alice", "alicepw"); rec.Code != 200 {
+			t.Fatalf("after outage: status %d", rec.Code)
+		}
+	})
+	t.Run("forged refresh tokens count per address", func(t *testing.T) {
+		f := newFixture(t, func(c *Chain) { c.IPFailures = 2 })
+		form := map[string][]string{"grant_type": {"refresh_token"}, "client_id": {"docker"}, "refresh_token": {"garbage"}}
+		for i := range 2 {
+			if rec := f.post("/auth", form); rec.Code != 400 {
+				t.Fatalf("forged token %d: status %d", i, rec.Code)
+			}
+		}
+		if rec := f.post("/auth", form); rec.Code != 429 {
+			t.Fatalf("third forged token: status %d", rec.Code)
+		}
+	})
 	t.Run("oauth style", func(t *testing.T) {
 		f := newFixture(t, func(c *Chain) { c.AccountFailures = 1 })
 		f.get("/auth", "alice", "wrong")
@@ -78,6 +120,64 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("status %d body %s", rec.Code, rec.Body)
 		}
 	})
+}
+
+// TestRateLimitsParallel: wrong passwords sent all at once get no more
+// than the limit's worth of password checks. The authenticator holds every
+// check until each request has either reached it or been answered, so a
+// limiter that only counts failures after the check lets them all through.
+func TestRateLimitsParallel(t *testing.T) {
+	const n = 100
+	tests := []struct {
+		name             string
+		accountLimit     int
+		ipLimit          int
+		accounts         int // requests cycle through this many accounts
+		want401, want429 int
+	}{
+		{"one account, one address", 10, 50, 1, 10, n - 10},
+		{"many accounts, one address", 100, 7, 20, 7, n - 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Chain) { c.AccountFailures = tt.accountLimit; c.IPFailures = tt.ipLimit })
+			block := make(chan struct{})
+			f.authn.block = block
+			var (
+				wg       sync.WaitGroup
+				answered atomic.Int64
+				mu       sync.Mutex
+				codes    = map[int]int{}
+			)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					account := "alice"
+					if tt.accounts > 1 {
+						account = fmt.Sprint("user", i%tt.accounts)
+					}
+					rec := f.get("/auth?service=registry.test", account, "wrong")
+					answered.Add(1)
+					mu.Lock()
+					codes[rec.Code]++
+					mu.Unlock()
+				}()
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for f.authn.calls.Load()+answered.Load() < n && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			close(block)
+			wg.Wait()
+			if codes[401] != tt.want401 || codes[429] != tt.want429 || codes[401]+codes[429] != n {
+				t.Errorf("statuses %v, want %d × 401 and %d × 429", codes, tt.want401, tt.want429)
+			}
+			if got := f.authn.calls.Load(); got != int64(tt.want401) {
+				t.Errorf("%d password checks, want %d", got, tt.want401)
+			}
+		})
+	}
 }
 
 func TestCredentialCache(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
 	"github.com/gatehouse-registry/gatehouse/internal/credcache"
+	"github.com/gatehouse-registry/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
@@ -230,15 +231,25 @@ func unavailable(err error) *httpError {
 }
 
 // authenticate runs the authenticator chain, through the credential cache
-// and the failed-login limits.
+// and the failed-login limits. A non-anonymous attempt reserves a token in
+// the per-address bucket before the cache is asked and one in the
+// per-account bucket before the authenticators are: a wrong password keeps
+// both, anything else gives them back. Attempts running at the same time
+// therefore cannot together get more wrong guesses than the limits allow.
 func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
 	anonymous := tr.account == "" && tr.password.IsEmpty()
-	ipKey := ""
-	if tr.ip != nil {
-		ipKey = tr.ip.String()
-	}
+	var byIP, byAccount ratelimit.Reservation
+	wrong := false
+	defer func() {
+		if !wrong {
+			byIP.Release()
+			byAccount.Release()
+		}
+	}()
 	if !anonymous {
-		if ok, wait := c.byIP.Allow(ipKey); !ok {
+		var ok bool
+		var wait time.Duration
+		if byIP, ok, wait = c.byIP.Reserve(ipKey(tr)); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
 			return credcache.Entry{}, retryLater("address", wait)
 		}
@@ -251,16 +262,15 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 		s.metrics.cache.WithLabelValues("miss").Inc()
 	}
 	if !anonymous {
-		if ok, wait := c.byAccount.Allow(tr.account); !ok {
+		var ok bool
+		var wait time.Duration
+		if byAccount, ok, wait = c.byAccount.Reserve(tr.account); !ok {
 			s.metrics.rateLimited.WithLabelValues("account").Inc()
 			return credcache.Entry{}, retryLater("account", wait)
 		}
 	}
 	failed := func() (credcache.Entry, *httpError) {
-		if !anonymous {
-			c.byAccount.Fail(tr.account)
-			c.byIP.Fail(ipKey)
-		}
+		wrong = true // the reserved tokens are kept
 		return credcache.Entry{}, authFailed()
 	}
 	for i, a := range c.Authenticators {
@@ -283,25 +293,32 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 	return failed()
 }
 
+// ipKey is the client address as a rate-limit key.
+func ipKey(tr *tokenRequest) string {
+	if tr.ip == nil {
+		return ""
+	}
+	return tr.ip.String()
+}
+
 // fromRefresh checks a refresh token and returns the account's labels:
 // current ones when its authenticator can look accounts up, else those
-// recorded at login.
+// recorded at login. Like a login, the check reserves a token in the
+// per-address bucket first; a forged or malformed refresh token keeps it.
 func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
-	ipKey := ""
-	if tr.ip != nil {
-		ipKey = tr.ip.String()
-	}
-	if ok, wait := c.byIP.Allow(ipKey); !ok {
+	byIP, ok, wait := c.byIP.Reserve(ipKey(tr))
+	if !ok {
 		s.metrics.rateLimited.WithLabelValues("ip").Inc()
 		return credcache.Entry{}, retryLater("address", wait)
 	}
 	rc, err := verifyRefresh(c.RefreshKey, tr.refresh, tr.service, tr.clientID, s.now())
 	if err != nil {
-		if errors.Is(err, errRefreshSignature) || errors.Is(err, errRefreshMalformed) {
-			c.byIP.Fail(ipKey)
+		if !errors.Is(err, errRefreshSignature) && !errors.Is(err, errRefreshMalformed) {
+			byIP.Release()
 		}
 		return credcache.Entry{}, badRequest("invalid_grant", "%v", err)
 	}
+	byIP.Release()
 	tr.account = rc.Account
 	e := credcache.Entry{Labels: rc.Labels, Authenticator: rc.Authenticator}
 	idx := slices.IndexFunc(c.Authenticators, func(a authn.Authenticator) bool { return a.Name() == rc.Authenticator })

@@ -126,50 +126,37 @@ func exists(path string) (bool, error) {
 	return false, err
 }
 
+// ensureCerts makes the server certificate when it is missing, signed by
+// the CA in the data directory, which is checked as `gatehouse certs init`
+// checks it, or made when there is none. An existing server certificate is
+// kept as it is, and then the CA (whose key may be kept offline) is not
+// needed.
 func (r *Result) ensureCerts(opts Options) error {
-	caOK, err := exists(r.CACert)
+	haveCrt, err := exists(r.ServerCert)
 	if err != nil {
 		return err
 	}
-	if !caOK {
-		ca, key, err := tlsutil.GenerateCA("Gatehouse CA", 10*365*24*time.Hour)
-		if err != nil {
-			return fmt.Errorf("bootstrap: make CA: %w", err)
-		}
-		if err := tlsutil.WriteKeyPEM(r.CAKey, key); err != nil {
-			return err
-		}
-		if err := tlsutil.WriteCertPEM(r.CACert, ca); err != nil {
-			return err
-		}
+	haveKey, err := exists(r.ServerKey)
+	if err != nil {
+		return err
+	}
+	switch {
+	case haveCrt && haveKey:
+		return nil
+	case haveCrt || haveKey:
+		return fmt.Errorf("bootstrap: %s has only one of %s and %s; restore the other or remove both to have a new server certificate made",
+			filepath.Dir(r.ServerCert), filepath.Base(r.ServerCert), filepath.Base(r.ServerKey))
+	}
+	ca, created, err := tlsutil.LoadOrCreateCA(r.CACert, r.CAKey, tlsutil.NewCA{Name: "Gatehouse CA", Validity: 10 * 365 * 24 * time.Hour})
+	if err != nil {
+		return fmt.Errorf("bootstrap: the server certificate is missing and no CA can make one: %w", err)
+	}
+	if created {
 		r.Created = append(r.Created, r.CACert, r.CAKey)
 	}
-	srvOK, err := exists(r.ServerCert)
-	if err != nil || srvOK {
-		return err
-	}
-	caCerts, err := tlsutil.LoadCertificates(r.CACert)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	caKeyPEM, err := os.ReadFile(r.CAKey)
-	if err != nil {
-		return fmt.Errorf("bootstrap: the server certificate is missing and the CA key cannot be read to make one: %w", err)
-	}
-	caKey, err := tlsutil.ParsePrivateKeyPEM(caKeyPEM)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %s: %w", r.CAKey, err)
-	}
 	hosts, ips := certNames(opts)
-	leaf, key, err := tlsutil.GenerateServer(caCerts[0], caKey, hosts, ips, 825*24*time.Hour)
-	if err != nil {
+	if _, _, err := ca.IssueServer(r.ServerCert, r.ServerKey, hosts, ips, 825*24*time.Hour); err != nil {
 		return fmt.Errorf("bootstrap: make server certificate: %w", err)
-	}
-	if err := tlsutil.WriteKeyPEM(r.ServerKey, key); err != nil {
-		return err
-	}
-	if err := tlsutil.WriteCertPEM(r.ServerCert, leaf, caCerts[0]); err != nil {
-		return err
 	}
 	r.Created = append(r.Created, r.ServerCert, r.ServerKey)
 	return nil

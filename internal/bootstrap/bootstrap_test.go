@@ -1,10 +1,19 @@
 package bootstrap
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -105,5 +114,159 @@ func TestEnsureRefusesEmptyPasswordFile(t *testing.T) {
 	}
 	if _, err := Ensure(Options{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "is empty") {
 		t.Fatalf("err = %v, want an empty-password-file error", err)
+	}
+}
+
+// writeSelfSigned writes a self-signed certificate made from tmpl and its
+// key to certFile and keyFile.
+func writeSelfSigned(t *testing.T, certFile, keyFile string, tmpl *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(7)
+	tmpl.Subject = pkix.Name{CommonName: "test"}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsutil.WriteCertPEM(certFile, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsutil.WriteKeyPEM(keyFile, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEnsureCerts: the CA in the data directory is checked before it signs
+// a server certificate, as `gatehouse certs init` checks it; nothing an
+// operator left there is overwritten.
+func TestEnsureCerts(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name        string
+		setup       func(t *testing.T, l Layout)
+		wantErr     string
+		wantCreated []string // base names of the certificate files made
+	}{
+		{
+			name:        "empty: CA and server certificate made",
+			setup:       func(*testing.T, Layout) {},
+			wantCreated: []string{"ca.crt", "ca.key", "server.crt", "server.key"},
+		},
+		{
+			name: "server files gone: the existing CA signs new ones",
+			setup: func(t *testing.T, l Layout) {
+				if _, _, err := tlsutil.LoadOrCreateCA(l.CACert, l.CAKey, tlsutil.NewCA{Name: "Operator CA", Validity: time.Hour}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantCreated: []string{"server.crt", "server.key"},
+		},
+		{
+			name: "server files present: CA key may be offline",
+			setup: func(t *testing.T, l Layout) {
+				writeSelfSigned(t, l.ServerCert, l.ServerKey, &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), DNSNames: []string{"localhost"}})
+				if err := os.WriteFile(l.CACert, []byte("operator's CA\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+		{
+			name: "CA key without its certificate",
+			setup: func(t *testing.T, l Layout) {
+				if err := os.WriteFile(l.CAKey, []byte("operator's CA key\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "has only one of ca.crt and ca.key",
+		},
+		{
+			name: "not a CA",
+			setup: func(t *testing.T, l Layout) {
+				writeSelfSigned(t, l.CACert, l.CAKey, &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), BasicConstraintsValid: true})
+			},
+			wantErr: "is not a CA certificate",
+		},
+		{
+			name: "expired CA",
+			setup: func(t *testing.T, l Layout) {
+				writeSelfSigned(t, l.CACert, l.CAKey, &x509.Certificate{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour),
+					BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+			},
+			wantErr: "expired on",
+		},
+		{
+			name: "server certificate without its key",
+			setup: func(t *testing.T, l Layout) {
+				if err := os.WriteFile(l.ServerCert, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "has only one of server.crt and server.key",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := LayoutOf(dir)
+			if err := os.MkdirAll(filepath.Dir(l.CACert), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(t, l)
+			before := map[string][]byte{}
+			for _, f := range []string{l.CACert, l.CAKey, l.ServerCert, l.ServerKey} {
+				before[f], _ = os.ReadFile(f)
+			}
+			res, err := Ensure(Options{DataDir: dir})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				for f, b := range before {
+					if after, _ := os.ReadFile(f); !bytes.Equal(b, after) {
+						t.Errorf("%s was changed", filepath.Base(f))
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var created []string
+			for _, f := range res.Created {
+				if filepath.Dir(f) == filepath.Dir(l.CACert) {
+					created = append(created, filepath.Base(f))
+				}
+			}
+			slices.Sort(created)
+			if !slices.Equal(created, tt.wantCreated) {
+				t.Errorf("created %v, want %v", created, tt.wantCreated)
+			}
+			if len(tt.wantCreated) == 0 {
+				return
+			}
+			cas, err := tlsutil.LoadCertificates(l.CACert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kp, err := tlsutil.LoadKeyPair(l.ServerCert, l.ServerKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(cas[0])
+			if _, err := kp.Leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: roots}); err != nil {
+				t.Errorf("server certificate does not chain to ca.crt: %v", err)
+			}
+			if len(kp.Chain) != 1 || !kp.Chain[0].Equal(cas[0]) {
+				t.Error("server.crt must hold the server certificate then the CA")
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -134,57 +133,28 @@ func runCertsInit(out io.Writer, f certsInitFlags) error {
 		}
 	}
 
-	// The CA: reuse one that is there, else make one.
-	var (
-		ca    *x509.Certificate
-		caKey crypto.Signer
-		wrote []string
-	)
+	// The CA: reuse one that is there (after checking it), else make one.
+	var wrote []string
 	caCrt, caKeyFile := path("ca.crt"), path("ca.key")
-	switch haveCrt, haveKey := exists(caCrt), exists(caKeyFile); {
-	case haveCrt && haveKey:
-		kp, err := tlsutil.LoadKeyPair(caCrt, caKeyFile)
-		if err != nil {
-			return fail(exitFailure, fmt.Errorf("certs init: existing CA: %w", err))
-		}
-		if !kp.Leaf.IsCA {
-			return fail(exitFailure, fmt.Errorf("certs init: %s is not a CA certificate", caCrt))
-		}
-		if time.Now().After(kp.Leaf.NotAfter) {
-			return fail(exitFailure, fmt.Errorf("certs init: the CA in %s expired on %s; move ca.crt and ca.key away to make a new one", caCrt, kp.Leaf.NotAfter.Format(time.DateOnly)))
-		}
-		ca, caKey = kp.Leaf, kp.Key
-		fmt.Fprintf(&msg, "Using the existing CA %s (%s, valid until %s)\n", caCrt, ca.Subject.CommonName, ca.NotAfter.Format(time.DateOnly))
-	case haveCrt || haveKey:
-		return fail(exitFailure, fmt.Errorf("certs init: %s has only one of ca.crt and ca.key; restore the other or remove both", f.out))
-	default:
-		var err error
-		ca, caKey, err = tlsutil.GenerateCA(f.caName, time.Duration(f.caDays)*24*time.Hour, opts...)
-		if err != nil {
-			return fail(exitFailure, fmt.Errorf("certs init: %w", err))
-		}
-		if err := tlsutil.WriteKeyPEM(caKeyFile, caKey); err != nil {
-			return fail(exitFailure, fmt.Errorf("certs init: %w", err))
-		}
-		if err := tlsutil.WriteCertPEM(caCrt, ca); err != nil {
-			return fail(exitFailure, fmt.Errorf("certs init: %w", err))
-		}
-		wrote = append(wrote, caCrt+"  (CA certificate: give it to clients)", caKeyFile+"  (CA key, mode 0600: keep it offline)")
-	}
-
-	cert, key, err := tlsutil.GenerateServer(ca, caKey, f.hosts, ips, time.Duration(f.days)*24*time.Hour, opts...)
+	ca, created, err := tlsutil.LoadOrCreateCA(caCrt, caKeyFile, tlsutil.NewCA{
+		Name: f.caName, Validity: time.Duration(f.caDays) * 24 * time.Hour, Options: opts,
+	})
 	if err != nil {
 		return fail(exitFailure, fmt.Errorf("certs init: %w", err))
 	}
-	if err := tlsutil.WriteKeyPEM(path("server.key"), key); err != nil {
-		return fail(exitFailure, fmt.Errorf("certs init: %w", err))
+	if created {
+		wrote = append(wrote, caCrt+"  (CA certificate: give it to clients)", caKeyFile+"  (CA key, mode 0600: keep it offline)")
+	} else {
+		fmt.Fprintf(&msg, "Using the existing CA %s (%s, valid until %s)\n", caCrt, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.Format(time.DateOnly))
 	}
-	if err := tlsutil.WriteCertPEM(path("server.crt"), cert, ca); err != nil {
+
+	cert, key, err := ca.IssueServer(path("server.crt"), path("server.key"), f.hosts, ips, time.Duration(f.days)*24*time.Hour, opts...)
+	if err != nil {
 		return fail(exitFailure, fmt.Errorf("certs init: %w", err))
 	}
 	wrote = append(wrote, path("server.crt")+"  (server certificate, then the CA)", path("server.key")+"  (server key, mode 0600)")
 	if f.pkcs12 {
-		p12, err := pkcs12.Modern.Encode(key, cert, []*x509.Certificate{ca}, p12Password)
+		p12, err := pkcs12.Modern.Encode(key, cert, []*x509.Certificate{ca.Cert}, p12Password)
 		if err != nil {
 			return fail(exitFailure, fmt.Errorf("certs init: PKCS#12: %w", err))
 		}

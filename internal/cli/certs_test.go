@@ -145,6 +145,19 @@ func TestCertsInitErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(half, "ca.crt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	keyOnly := t.TempDir()
+	if err := os.WriteFile(filepath.Join(keyOnly, "ca.key"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notCA := t.TempDir()
+	if code, _, errOut := runMain(t, "", "certs", "init", "--out", notCA, "--host", "a"); code != 0 {
+		t.Fatalf("setup: %s", errOut)
+	}
+	for _, f := range []string{"crt", "key"} {
+		if err := os.Rename(filepath.Join(notCA, "server."+f), filepath.Join(notCA, "ca."+f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -158,6 +171,8 @@ func TestCertsInitErrors(t *testing.T) {
 		{"bad days", []string{"--out", t.TempDir(), "--host", "a", "--days", "0"}, 2, "must be positive"},
 		{"password file without pkcs12", []string{"--out", t.TempDir(), "--host", "a", "--pkcs12-password-file", "x"}, 2, "needs --pkcs12"},
 		{"half a CA", []string{"--out", half, "--host", "a"}, 1, "only one of ca.crt and ca.key"},
+		{"CA key only", []string{"--out", keyOnly, "--host", "a"}, 1, "only one of ca.crt and ca.key"},
+		{"server certificate as CA", []string{"--out", notCA, "--host", "a"}, 1, "is not a CA certificate"},
 		{"positional arg", []string{"x"}, 2, "unknown command"},
 	}
 	for _, tt := range tests {

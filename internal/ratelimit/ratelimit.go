@@ -1,6 +1,11 @@
 // Package ratelimit limits failed login attempts with token buckets keyed
-// by a string (an account name or a client IP). Only failures take tokens;
-// a request is refused while its bucket is empty. Memory is bounded: idle
+// by a string (an account name or a client IP), and holds the failed-login
+// defaults the auth server and the registry's htpasswd mode share.
+//
+// An attempt reserves a token before the password is checked and gives it
+// back if the password was right, so only failures keep their tokens, and
+// attempts running at the same time cannot together exceed the limit. A
+// request is refused while its bucket is empty. Memory is bounded: idle
 // buckets (full again) are dropped, and at most MaxKeys are kept.
 package ratelimit
 
@@ -24,9 +29,8 @@ func bucketKey(key string) string {
 const DefaultMaxKeys = 100_000
 
 // Limiter allows limit failures per key within a window: a bucket of limit
-// tokens, refilled continuously at limit per window.
-// The zero value and a nil *Limiter allow everything. It is safe for
-// concurrent use.
+// tokens, refilled continuously at limit per window. Make one with New; a
+// nil *Limiter allows everything. It is safe for concurrent use.
 type Limiter struct {
 	rate    float64 // tokens per second
 	burst   float64
@@ -42,8 +46,16 @@ type bucket struct {
 	last   time.Time
 }
 
-// DefaultWindow is the window New uses when given none.
-const DefaultWindow = time.Minute
+// The failed-login limits used when the configuration sets none: per
+// account and per client address, within DefaultWindow (also the window
+// New uses when given none). authconfig fills them into server.rate_limit;
+// the registry's htpasswd mode, which has no such setting, uses them as
+// they are.
+const (
+	DefaultAccountFailures = 10
+	DefaultIPFailures      = 50
+	DefaultWindow          = 5 * time.Minute
+)
 
 // New returns a Limiter allowing limit failures per window (DefaultWindow
 // when <= 0) per key, all of which may come at once. limit <= 0 returns
@@ -83,34 +95,22 @@ func (l *Limiter) refill(b *bucket, now time.Time) bool {
 	return b.tokens >= l.burst
 }
 
-// Allow reports whether key may try again, and if not, how long until it
-// may. It takes no token.
-func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
-	if l == nil {
-		return true, 0
-	}
-	key = bucketKey(key)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, found := l.buckets[key]
-	if !found {
-		return true, 0
-	}
-	if l.refill(b, l.now()) {
-		delete(l.buckets, key)
-		return true, 0
-	}
-	if b.tokens >= 1 {
-		return true, 0
-	}
-	wait := time.Duration(math.Ceil((1-b.tokens)/l.rate*1000)) * time.Millisecond
-	return false, wait
+// Reservation is one token taken by Reserve for an attempt whose outcome
+// is not known yet. Keep it (do nothing) when the attempt failed; Release
+// it when the attempt succeeded or was never judged. The zero Reservation
+// holds nothing.
+type Reservation struct {
+	l   *Limiter
+	key string // bucketKey of the caller's key
 }
 
-// Fail records one failure for key, taking a token from its bucket.
-func (l *Limiter) Fail(key string) {
+// Reserve takes a token from key's bucket for one attempt, before the
+// attempt is checked. It returns ok=false, and how long until a token is
+// back, when the bucket is empty; then nothing is taken. A nil *Limiter
+// always reserves (an empty Reservation).
+func (l *Limiter) Reserve(key string) (res Reservation, ok bool, retryAfter time.Duration) {
 	if l == nil {
-		return
+		return Reservation{}, true, 0
 	}
 	key = bucketKey(key)
 	l.mu.Lock()
@@ -126,7 +126,35 @@ func (l *Limiter) Fail(key string) {
 	} else {
 		l.refill(b, now)
 	}
-	b.tokens = math.Max(0, b.tokens-1)
+	if b.tokens < 1 {
+		wait := time.Duration(math.Ceil((1-b.tokens)/l.rate*1000)) * time.Millisecond
+		return Reservation{}, false, wait
+	}
+	b.tokens--
+	return Reservation{l: l, key: key}, true, 0
+}
+
+// Release gives the token back: the attempt succeeded, or ended without a
+// verdict on the password (a backend was down). Releasing twice, or
+// releasing the zero Reservation, does nothing more.
+func (r *Reservation) Release() {
+	if r == nil || r.l == nil {
+		return
+	}
+	l := r.l
+	r.l = nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, found := l.buckets[r.key]
+	if !found {
+		// Evicted meanwhile: a missing bucket is a full one.
+		return
+	}
+	l.refill(b, l.now())
+	b.tokens = math.Min(l.burst, b.tokens+1)
+	if b.tokens >= l.burst {
+		delete(l.buckets, r.key)
+	}
 }
 
 // evict drops full buckets; if none is full, it drops an arbitrary tenth

@@ -1,4 +1,5 @@
-// Package tlsutil generates, loads and hot-reloads TLS certificates and
+// Package tlsutil generates, loads and hot-reloads TLS certificates, issues
+// server certificates from a checked CA (LoadOrCreateCA, CA.IssueServer), and
 // builds server tls.Configs from docker_auth-style settings.
 package tlsutil
 

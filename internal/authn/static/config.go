@@ -39,7 +39,7 @@ func checkUser(name string, u User) (int, error) {
 	case hash == "":
 		return 0, fmt.Errorf("users: %q has no password; set a bcrypt hash from `gatehouse hash-password`", name)
 	}
-	c, err := checkHash(hash)
+	c, err := CheckHash(hash)
 	if err != nil {
 		return 0, fmt.Errorf("users: %q: %w", name, err)
 	}

@@ -87,9 +87,10 @@ func New(users Users) (*Authenticator, error) {
 	return a, nil
 }
 
-// checkHash accepts bcrypt hashes with the $2a$, $2b$ and $2y$ prefixes
-// and returns their cost. The hash itself never appears in an error.
-func checkHash(h string) (int, error) {
+// CheckHash accepts bcrypt hashes with the $2a$, $2b$ and $2y$ prefixes
+// and returns their cost: the hashes New takes. The hash itself never
+// appears in an error.
+func CheckHash(h string) (int, error) {
 	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
 		return 0, errors.New("the password is not a bcrypt hash ($2a$, $2b$ or $2y$); make one with `gatehouse hash-password` or `htpasswd -nB`")
 	}

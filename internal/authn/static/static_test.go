@@ -185,3 +185,44 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestCheckHash(t *testing.T) {
+	h := func(cost int) secret.Secret {
+		b, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret.Secret(b)
+	}
+	min5 := h(bcrypt.MinCost + 1)
+	cases := []struct {
+		name     string
+		hash     string
+		wantCost int
+		wantErr  string
+	}{
+		{"$2a$", withPrefix(min5, "$2a$").Reveal(), bcrypt.MinCost + 1, ""},
+		{"$2b$", withPrefix(min5, "$2b$").Reveal(), bcrypt.MinCost + 1, ""},
+		{"$2y$", withPrefix(min5, "$2y$").Reveal(), bcrypt.MinCost + 1, ""},
+		{"$2x$", withPrefix(min5, "$2x$").Reveal(), 0, "not a bcrypt hash"},
+		{"md5", "$apr1$abc$defghijklmnopqrstuv", 0, "not a bcrypt hash"},
+		{"truncated", min5.Reveal()[:20], 0, "malformed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cost, err := CheckHash(c.hash)
+			if c.wantErr == "" {
+				if err != nil || cost != c.wantCost {
+					t.Fatalf("CheckHash = %d, %v; want %d, nil", cost, err, c.wantCost)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("CheckHash error = %v, want %q", err, c.wantErr)
+			}
+			if strings.Contains(err.Error(), c.hash) {
+				t.Errorf("error shows the hash: %v", err)
+			}
+		})
+	}
+}

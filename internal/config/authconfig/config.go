@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/authz/acl"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
+	"github.com/gatehouse-registry/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
@@ -25,9 +26,9 @@ const (
 	DefaultLogLevel               = "info"
 	DefaultMetricsPath            = "/metrics"
 	DefaultRefreshTokenExpiration = 30 * 24 * 60 * 60 // seconds: 30 days
-	DefaultFailedLoginsPerAccount = 10
-	DefaultFailedLoginsPerIP      = 50
-	DefaultRateLimitWindow        = 5 * time.Minute
+	DefaultFailedLoginsPerAccount = ratelimit.DefaultAccountFailures
+	DefaultFailedLoginsPerIP      = ratelimit.DefaultIPFailures
+	DefaultRateLimitWindow        = ratelimit.DefaultWindow
 )
 
 // Config is a docker_auth auth_config.yml. A nil pointer section, a nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,6 +205,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 			if c, ok := auth.IsChallenge(err); ok {
 				return &Error{Code: CodeUnauthorized, Message: c.Message, Cause: err,
 					Detail: accessDetail(need), Header: http.Header{"Www-Authenticate": {c.Header}}}
+			}
+			if rl, ok := auth.IsRateLimited(err); ok {
+				return &Error{Code: CodeTooManyRequests, Message: rl.Error(),
+					Header: http.Header{"Retry-After": {strconv.Itoa(rl.RetryAfterSeconds())}}}
 			}
 			return &Error{Code: CodeUnavailable, Message: "access control is unavailable", Cause: err}
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Access is one resource a request needs and the actions it needs on it.
@@ -30,7 +31,9 @@ type User struct {
 }
 
 // Controller authorizes requests. need is empty for endpoints that only
-// require a valid identity (GET /v2/).
+// require a valid identity (GET /v2/). Besides nil, Authorize returns a
+// *Challenge (401), a *RateLimited (429) or any other error (the access
+// control itself failed).
 type Controller interface {
 	Authorize(ctx context.Context, r *http.Request, need []Access) (User, error)
 }
@@ -60,6 +63,33 @@ func IsChallenge(err error) (*Challenge, bool) {
 	var c *Challenge
 	ok := errors.As(err, &c)
 	return c, ok
+}
+
+// RateLimited is the error a Controller returns when too many logins
+// failed for the account or from the client's address. The registry
+// answers 429 TOOMANYREQUESTS with a Retry-After header; the password was
+// not checked.
+type RateLimited struct {
+	Limit      string        // "account" or "address": which limit was reached
+	RetryAfter time.Duration // until the next attempt is allowed
+}
+
+func (e *RateLimited) Error() string {
+	return "too many failed logins for this " + e.Limit + "; retry later"
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up and at
+// least 1, for the Retry-After header.
+func (e *RateLimited) RetryAfterSeconds() int {
+	return max(1, int((e.RetryAfter+time.Second-1)/time.Second))
+}
+
+// IsRateLimited reports whether err is (or wraps) a *RateLimited and
+// returns it.
+func IsRateLimited(err error) (*RateLimited, bool) {
+	var e *RateLimited
+	ok := errors.As(err, &e)
+	return e, ok
 }
 
 // quote writes v as an RFC 9110 quoted-string.

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
@@ -116,70 +115,6 @@ func TestTokenAutoRedirect(t *testing.T) {
 	c, _ := IsChallenge(err)
 	if c == nil || !strings.HasPrefix(c.Header, `Bearer realm="https://registry.example.com:5000/auth/token/"`) {
 		t.Errorf("challenge = %v", err)
-	}
-}
-
-func TestHtpasswd(t *testing.T) {
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := ParseHtpasswd("reg", []byte("# users\n\nalice:"+string(hash)+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name, user, pass string
-		basic            bool
-		ok               bool
-	}{
-		{"right", "alice", "s3cret", true, true},
-		{"right again (cached)", "alice", "s3cret", true, true},
-		{"wrong after cache", "alice", "s3cret2", true, false},
-		{"wrong", "alice", "nope", true, false},
-		{"unknown", "bob", "s3cret", true, false},
-		{"none", "", "", false, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
-			if tt.basic {
-				r.SetBasicAuth(tt.user, tt.pass)
-			}
-			u, err := h.Authorize(context.Background(), r, nil)
-			if tt.ok != (err == nil) {
-				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
-			}
-			if tt.ok && u.Name != tt.user {
-				t.Errorf("user = %q", u.Name)
-			}
-			if !tt.ok {
-				c, isC := IsChallenge(err)
-				if !isC || c.Header != `Basic realm="reg",charset="UTF-8"` {
-					t.Errorf("challenge = %v", err)
-				}
-				if strings.Contains(err.Error(), tt.pass) && tt.pass != "" {
-					t.Errorf("error leaks the password: %v", err)
-				}
-			}
-		})
-	}
-}
-
-func TestHtpasswdRefusesOtherHashes(t *testing.T) {
-	tests := []struct{ name, line, want string }{
-		{"md5", "bob:$apr1$abc$defghijklmnopqrstuv", "not bcrypt"},
-		{"sha1", "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "not bcrypt"},
-		{"plain", "bob:password", "not bcrypt"},
-		{"no colon", "bob", "want user:bcrypt-hash"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseHtpasswd("r", []byte(tt.line+"\n"))
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "line 1") {
-				t.Errorf("err = %v, want %q on line 1", err, tt.want)
-			}
-		})
 	}
 }
 

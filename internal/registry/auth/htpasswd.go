@@ -4,48 +4,38 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/gatehouse-registry/gatehouse/internal/authn"
+	"github.com/gatehouse-registry/gatehouse/internal/authn/static"
+	"github.com/gatehouse-registry/gatehouse/internal/credcache"
+	"github.com/gatehouse-registry/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
 // Htpasswd checks HTTP Basic credentials against an htpasswd file whose
-// hashes are all bcrypt. A successful check is remembered for a short while
-// (as an HMAC of the credentials under a key made at start, never the
-// password) so that a client pushing many layers does not pay for a bcrypt
-// comparison on every request.
+// hashes are all bcrypt, with the auth server's pieces: the static
+// backend's checker (an unknown user costs the same bcrypt work as a wrong
+// password), the credential cache (a client pushing many layers does not
+// pay for bcrypt on every request), and the failed-login limits per account
+// and per client address, at ratelimit's defaults.
 type Htpasswd struct {
-	realm string
-	users map[string][]byte // user -> bcrypt hash
-	dummy []byte            // compared against for unknown users, at the file's highest cost
-
-	cacheKey [32]byte
-	mu       sync.Mutex
-	cache    map[string]cacheEntry // user -> credential MAC
-	ttl      time.Duration
-	now      func() time.Time
+	realm     string
+	users     *static.Authenticator
+	cache     *credcache.Cache
+	byAccount *ratelimit.Limiter
+	byIP      *ratelimit.Limiter
 }
 
-type cacheEntry struct {
-	mac     [32]byte
-	expires time.Time
-}
-
-// credentialCacheTTL is how long a verified Basic credential is trusted
-// without a new bcrypt comparison.
-const credentialCacheTTL = 5 * time.Minute
-
-// maxCachedUsers bounds the credential cache.
-const maxCachedUsers = 10000
+// htpasswdAuthenticator names htpasswd entries in the credential cache.
+const htpasswdAuthenticator = "htpasswd"
 
 // LoadHtpasswd reads an htpasswd file. Lines are "user:hash"; blank lines
 // and lines starting with # are skipped. A hash that is not bcrypt (MD5
@@ -64,12 +54,9 @@ func LoadHtpasswd(realm, path string) (*Htpasswd, error) {
 
 // ParseHtpasswd parses htpasswd content (see LoadHtpasswd).
 func ParseHtpasswd(realm string, data []byte) (*Htpasswd, error) {
-	h := &Htpasswd{realm: realm, users: map[string][]byte{}, cache: map[string]cacheEntry{}, ttl: credentialCacheTTL, now: time.Now}
-	if _, err := rand.Read(h.cacheKey[:]); err != nil {
-		return nil, err
-	}
+	users := static.Users{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	line, maxCost := 0, bcrypt.MinCost
+	line := 0
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -80,77 +67,95 @@ func ParseHtpasswd(realm string, data []byte) (*Htpasswd, error) {
 		if !ok || user == "" {
 			return nil, fmt.Errorf("line %d: want user:bcrypt-hash", line)
 		}
-		cost, err := bcrypt.Cost([]byte(hash))
-		if err != nil {
+		if _, err := static.CheckHash(hash); err != nil {
 			return nil, fmt.Errorf("line %d: the hash for user %q is not bcrypt; only bcrypt hashes are accepted (htpasswd -B, or gatehouse hash-password)", line, user)
 		}
-		if _, dup := h.users[user]; dup {
+		if _, dup := users[user]; dup {
 			return nil, fmt.Errorf("line %d: user %q appears twice", line, user)
 		}
-		h.users[user] = []byte(hash)
-		maxCost = max(maxCost, cost)
+		users[user] = static.User{Password: secret.Secret(hash)}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	// An unknown user must cost as much as a wrong password, so that
-	// timing does not tell which users exist.
-	dummy, err := bcrypt.GenerateFromPassword([]byte("gatehouse-no-such-user"), maxCost)
+	checker, err := static.New(users)
 	if err != nil {
 		return nil, err
 	}
-	h.dummy = dummy
-	return h, nil
+	return &Htpasswd{
+		realm:     realm,
+		users:     checker,
+		cache:     credcache.New(credcache.DefaultTTL, 0),
+		byAccount: ratelimit.New(ratelimit.DefaultAccountFailures, ratelimit.DefaultWindow, 0),
+		byIP:      ratelimit.New(ratelimit.DefaultIPFailures, ratelimit.DefaultWindow, 0),
+	}, nil
 }
 
 // Authorize checks the request's Basic credentials. Any valid user may do
 // anything: htpasswd has no per-repository rules (as in distribution).
-func (h *Htpasswd) Authorize(_ context.Context, r *http.Request, _ []Access) (User, error) {
+//
+// As in the auth server, an attempt reserves a failed-login slot for the
+// client's address before the cache is asked, and one for the account
+// before bcrypt runs; a wrong password or unknown user keeps both, anything
+// else gives them back. Past either limit the answer is a *RateLimited.
+func (h *Htpasswd) Authorize(ctx context.Context, r *http.Request, _ []Access) (User, error) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return User{}, &Challenge{Header: BasicChallenge(h.realm), Message: "authentication required"}
 	}
-	if !h.check(user, pass) {
-		return User{}, &Challenge{Header: BasicChallenge(h.realm), Reason: "invalid_credentials", Message: "invalid username or password"}
+	password := secret.Secret(pass)
+
+	byIP, ok, wait := h.byIP.Reserve(clientAddr(r))
+	if !ok {
+		return User{}, &RateLimited{Limit: "address", RetryAfter: wait}
 	}
-	return User{Name: user}, nil
+	var byAccount ratelimit.Reservation
+	wrong := false
+	defer func() {
+		if !wrong {
+			byIP.Release()
+			byAccount.Release()
+		}
+	}()
+	if _, hit := h.cache.Get(user, password); hit {
+		return User{Name: user}, nil
+	}
+	if byAccount, ok, wait = h.byAccount.Reserve(user); !ok {
+		return User{}, &RateLimited{Limit: "account", RetryAfter: wait}
+	}
+	_, err := h.users.Authenticate(ctx, user, password)
+	switch {
+	case err == nil:
+		h.cache.Put(user, password, credcache.Entry{Authenticator: htpasswdAuthenticator})
+		return User{Name: user}, nil
+	case errors.Is(err, authn.ErrWrongPass), errors.Is(err, authn.ErrNoMatch):
+		wrong = true // the reserved slots are kept
+		return User{}, &Challenge{Header: BasicChallenge(h.realm), Reason: "invalid_credentials", Message: "invalid username or password"}
+	default:
+		// The request was cancelled: no verdict on the password.
+		return User{}, fmt.Errorf("htpasswd: %w", err)
+	}
 }
 
-func (h *Htpasswd) check(user, pass string) bool {
-	mac := hmac.New(sha256.New, h.cacheKey[:])
-	mac.Write([]byte(user))
-	mac.Write([]byte{0})
-	mac.Write([]byte(pass))
-	var sum [32]byte
-	copy(sum[:], mac.Sum(nil))
+// clientAddr is the request's peer address, the key of the per-address
+// limit. The registry has no trusted-proxy setting, so forwarding headers
+// (which any client can set) are not read.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return host
+}
 
-	now := h.now()
-	h.mu.Lock()
-	e, hit := h.cache[user]
-	h.mu.Unlock()
-	if hit && now.Before(e.expires) && subtle.ConstantTimeCompare(e.mac[:], sum[:]) == 1 {
-		return true
-	}
-
-	hash, known := h.users[user]
-	if !known {
-		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(pass))
-		return false
-	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return false
-	}
-	h.mu.Lock()
-	if len(h.cache) >= maxCachedUsers {
-		for k, v := range h.cache {
-			if !now.Before(v.expires) || len(h.cache) >= maxCachedUsers {
-				delete(h.cache, k)
-			}
-		}
-	}
-	h.cache[user] = cacheEntry{mac: sum, expires: now.Add(h.ttl)}
-	h.mu.Unlock()
-	return true
+// setClock replaces time.Now in the cache and the limiters, for tests.
+func (h *Htpasswd) setClock(now func() time.Time) {
+	h.cache.SetClock(now)
+	h.byAccount.SetClock(now)
+	h.byIP.SetClock(now)
 }
 
 var _ Controller = (*Htpasswd)(nil)
