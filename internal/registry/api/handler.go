@@ -199,7 +199,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 		return err
 	}
 	if h.opts.Auth != nil {
-		u, err := h.opts.Auth.Authorize(r.Context(), r, need)
+		u, err := h.opts.Auth.CheckAccess(r.Context(), r, need)
 		ri.user = u.Name
 		if err != nil {
 			if c, ok := auth.IsChallenge(err); ok {

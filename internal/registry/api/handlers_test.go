@@ -411,14 +411,14 @@ func TestLocations(t *testing.T) {
 // denyAll challenges every request, recording what it was asked for.
 type denyAll struct{ need [][]auth.Access }
 
-func (d *denyAll) Authorize(_ context.Context, _ *http.Request, need []auth.Access) (auth.User, error) {
+func (d *denyAll) CheckAccess(_ context.Context, _ *http.Request, need []auth.Access) (auth.User, error) {
 	d.need = append(d.need, need)
 	return auth.User{}, &auth.Challenge{Header: auth.BearerChallenge("https://auth/token", "reg", need, ""), Message: "authentication required"}
 }
 
 type brokenAuth struct{}
 
-func (brokenAuth) Authorize(context.Context, *http.Request, []auth.Access) (auth.User, error) {
+func (brokenAuth) CheckAccess(context.Context, *http.Request, []auth.Access) (auth.User, error) {
 	return auth.User{}, errors.New("ldap down: secret-detail")
 }
 

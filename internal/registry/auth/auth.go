@@ -31,11 +31,11 @@ type User struct {
 }
 
 // Controller authorizes requests. need is empty for endpoints that only
-// require a valid identity (GET /v2/). Besides nil, Authorize returns a
+// require a valid identity (GET /v2/). Besides nil, CheckAccess returns a
 // *Challenge (401), a *RateLimited (429) or any other error (the access
 // control itself failed).
 type Controller interface {
-	Authorize(ctx context.Context, r *http.Request, need []Access) (User, error)
+	CheckAccess(ctx context.Context, r *http.Request, need []Access) (User, error)
 }
 
 // Challenge is the error a Controller returns when a request lacks valid

@@ -44,7 +44,7 @@ func TestBearerChallenge(t *testing.T) {
 	}
 }
 
-func TestTokenAuthorize(t *testing.T) {
+func TestTokenCheckAccess(t *testing.T) {
 	v := fakeVerifier{
 		"puller": {Subject: "alice", Access: []token.ResourceActions{{Type: "repository", Name: "a", Actions: []string{"pull"}}}},
 		"star":   {Subject: "root", Access: []token.ResourceActions{{Type: "repository", Name: "a", Actions: []string{"*"}}, {Type: "registry", Name: "catalog", Actions: []string{"*"}}}},
@@ -82,7 +82,7 @@ func TestTokenAuthorize(t *testing.T) {
 			if tt.header != "" {
 				r.Header.Set("Authorization", tt.header)
 			}
-			u, err := ctl.Authorize(context.Background(), r, tt.need)
+			u, err := ctl.CheckAccess(context.Background(), r, tt.need)
 			if tt.wantReason == "-" {
 				if err != nil || u.Name != tt.wantUser {
 					t.Fatalf("got %v, %v; want %s allowed", u, err, tt.wantUser)
@@ -111,7 +111,7 @@ func TestTokenAutoRedirect(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
 	r.Host = "registry.example.com:5000"
 	r.Header.Set("X-Forwarded-Proto", "https")
-	_, err = ctl.Authorize(context.Background(), r, nil)
+	_, err = ctl.CheckAccess(context.Background(), r, nil)
 	c, _ := IsChallenge(err)
 	if c == nil || !strings.HasPrefix(c.Header, `Bearer realm="https://registry.example.com:5000/auth/token/"`) {
 		t.Errorf("challenge = %v", err)

@@ -91,14 +91,14 @@ func ParseHtpasswd(realm string, data []byte) (*Htpasswd, error) {
 	}, nil
 }
 
-// Authorize checks the request's Basic credentials. Any valid user may do
+// CheckAccess checks the request's Basic credentials. Any valid user may do
 // anything: htpasswd has no per-repository rules (as in distribution).
 //
 // As in the auth server, an attempt reserves a failed-login slot for the
 // client's address before the cache is asked, and one for the account
 // before bcrypt runs; a wrong password or unknown user keeps both, anything
 // else gives them back. Past either limit the answer is a *RateLimited.
-func (h *Htpasswd) Authorize(ctx context.Context, r *http.Request, _ []Access) (User, error) {
+func (h *Htpasswd) CheckAccess(ctx context.Context, r *http.Request, _ []Access) (User, error) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return User{}, &Challenge{Header: BasicChallenge(h.realm), Message: "authentication required"}

@@ -29,7 +29,7 @@ func basic(h *Htpasswd, addr, user, pass string) error {
 	r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
 	r.RemoteAddr = addr
 	r.SetBasicAuth(user, pass)
-	_, err := h.Authorize(context.Background(), r, nil)
+	_, err := h.CheckAccess(context.Background(), r, nil)
 	return err
 }
 
@@ -58,7 +58,7 @@ func TestHtpasswd(t *testing.T) {
 			if tt.basic {
 				r.SetBasicAuth(tt.user, tt.pass)
 			}
-			u, err := h.Authorize(context.Background(), r, nil)
+			u, err := h.CheckAccess(context.Background(), r, nil)
 			if tt.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
 			}
@@ -237,7 +237,7 @@ func TestHtpasswdCancelled(t *testing.T) {
 	for i := range ratelimit.DefaultAccountFailures + 1 {
 		r := httptest.NewRequest(http.MethodGet, "/v2/", nil).WithContext(ctx)
 		r.SetBasicAuth("alice", "wrong")
-		_, err := h.Authorize(ctx, r, nil)
+		_, err := h.CheckAccess(ctx, r, nil)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("attempt %d: err = %v, want context.Canceled", i, err)
 		}

@@ -59,10 +59,10 @@ func (t *Token) realm(r *http.Request) string {
 	return scheme + "://" + r.Host + t.opts.AutoRedirectPath
 }
 
-// Authorize verifies the bearer token and checks that its access claim
+// CheckAccess verifies the bearer token and checks that its access claim
 // grants every action in need. The challenge on failure names every scope
 // the request needs.
-func (t *Token) Authorize(_ context.Context, r *http.Request, need []Access) (User, error) {
+func (t *Token) CheckAccess(_ context.Context, r *http.Request, need []Access) (User, error) {
 	challenge := func(reason, msg string, cause error) error {
 		return &Challenge{Header: BearerChallenge(t.realm(r), t.opts.Service, need, reason), Reason: reason, Message: msg, Cause: cause}
 	}
