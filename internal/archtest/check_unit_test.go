@@ -84,7 +84,7 @@ func TestCheckerCatchesBrokenRules(t *testing.T) {
 		},
 		{
 			name:      "test-only package in tests",
-			graph:     map[string][]string{"internal/registry/storage/driver/filesystem": {"internal/registry/storage/driver/drivertest"}, "internal/cli": {"internal/testenv"}},
+			graph:     map[string][]string{"internal/registry/storage/driver/filesystem": {"internal/registry/storage/driver/drivertest"}, "internal/cli": {"internal/testenv"}, "internal/server": {"internal/testenv"}},
 			fromTests: true,
 		},
 		{

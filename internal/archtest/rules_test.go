@@ -36,7 +36,8 @@ type placement struct {
 	layer   int
 	// sameLayer lists the packages of the same layer this one may import.
 	sameLayer []string
-	// testOnly packages may be imported from _test.go files only.
+	// testOnly packages may be imported from _test.go files only, and
+	// from those by packages of any layer.
 	testOnly bool
 }
 
