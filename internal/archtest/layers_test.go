@@ -69,7 +69,7 @@ func moduleGraph(t *testing.T) (prod, tests map[string][]string) {
 			t.Fatalf("decoding go list output: %v", err)
 		}
 		rel, ok := ours(p.ImportPath)
-		if !ok || !(strings.HasPrefix(rel, "cmd/") || strings.HasPrefix(rel, "internal/")) {
+		if !ok || (!strings.HasPrefix(rel, "cmd/") && !strings.HasPrefix(rel, "internal/")) {
 			continue
 		}
 		prod[rel] = nil
