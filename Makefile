@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/gatehouse-registry/gatehouse/internal/version.Version=$(VERSION) \
            -X github.com/gatehouse-registry/gatehouse/internal/version.Commit=$(COMMIT)
 
-.PHONY: help build run test deps lint unit integration fuzz bench
+.PHONY: help build run test deps lint tidy-check vuln unit integration fuzz bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ build: ## build bin/gatehouse
 run: build ## run gatehouse serve on its embedded defaults
 	./bin/gatehouse serve
 
-test: ## the whole suite: install deps, lint, unit and integration tests (what CI runs)
+test: ## the whole suite (what CI runs): deps, tidy-check, lint, vuln, unit, a 3s fuzz run, integration
 	bash scripts/test.sh
 
 deps: ## install the packages and pinned tools the tests need (root, Debian)
@@ -27,13 +27,19 @@ lint: ## gofmt, go vet, golangci-lint
 	$(GO) vet ./...
 	golangci-lint run ./...
 
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum (changes nothing)
+	$(GO) mod tidy -diff
+
+vuln: ## govulncheck; its database comes through the Go module proxy (needs `make deps`)
+	bash scripts/vuln.sh
+
 unit: ## unit tests only, with the race detector
 	$(GO) test -race ./...
 
 integration: ## integration tests only (needs `make deps`)
 	$(GO) test -tags integration -count=1 -p 1 ./test/...
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s; CI runs 3s)
 	bash scripts/fuzz.sh $${FUZZTIME:-20s}
 
 bench: ## Go benchmarks

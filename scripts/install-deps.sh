@@ -2,7 +2,7 @@
 # Installs everything the test suite needs on a fresh Debian machine (run as root):
 # Debian packages for the real peers (OpenLDAP, Redis, registry 2.8.2, Docker engine,
 # skopeo, podman, ...) and pinned Go tools (registry v3, crane, oras, regctl,
-# golangci-lint, the OCI conformance suite). Idempotent: what is there is kept.
+# golangci-lint, govulncheck, the OCI conformance suite). Idempotent: what is there is kept.
 #
 # Go tools go to $GATEHOUSE_TOOLS/bin (default ~/.cache/gatehouse-tools/bin).
 set -euo pipefail
@@ -53,6 +53,11 @@ go_tool crane         github.com/google/go-containerregistry/cmd/crane@v0.22.1
 go_tool oras          oras.land/oras/cmd/oras@v1.3.6
 go_tool regctl        github.com/regclient/regclient/cmd/regctl@v0.11.7
 go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+# govulncheck, and the indexer that turns the OSV files of the golang.org/x/vulndb
+# module (fetched through the Go module proxy by scripts/vuln.sh) into the
+# database layout govulncheck reads with -db file://.
+go_tool govulncheck   golang.org/x/vuln/cmd/govulncheck@v1.10.0
+go_tool vulndb-index  golang.org/x/vulndb/cmd/indexdb@v0.0.0-20261105234957-e22db6528018
 
 # The OCI distribution-spec conformance suite, built in a scratch module.
 CONF_VERSION=v0.0.0-20260831232431-97274622c111

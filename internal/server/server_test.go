@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/testenv"
 )
 
 func selfSigned(t *testing.T) tls.Certificate {
@@ -98,7 +100,15 @@ func TestRunServesAndDrains(t *testing.T) {
 			}()
 			<-started
 			cancel()
-			time.Sleep(100 * time.Millisecond)
+			// Release the handler only once the shutdown is under way:
+			// Shutdown closes the listener before it waits for requests.
+			testenv.Eventually(t, 5*time.Second, "the listener to close", func() bool {
+				c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second)
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
 			close(release)
 			if got := <-slow; got != "ok" {
 				t.Fatalf("in-flight request got %q", got)

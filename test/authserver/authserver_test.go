@@ -255,11 +255,15 @@ func TestReloadOnSIGHUPAndShutdown(t *testing.T) {
 		t.Errorf("alice after reload: %d", resp.StatusCode)
 	}
 	// SIGHUP alone reloads (and does not kill the process).
-	waitLog(t, e, `"msg":"reloaded","reason":"SIGHUP"`)
+	const reloaded = `"msg":"reloaded","reason":"SIGHUP"`
+	waitLog(t, e, reloaded)
+	before := strings.Count(e.proc.Log(), reloaded)
 	if err := e.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, "a second reload logged", func() bool {
+		return strings.Count(e.proc.Log(), reloaded) > before || e.proc.Exited()
+	})
 	if e.proc.Exited() {
 		t.Fatal("SIGHUP killed the process")
 	}

@@ -561,7 +561,19 @@ func TestServiceConnectionsStayService(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let slapd write its log
+	// Nothing is cached, so every login bound as its user once; wait until
+	// slapd's log shows all of those binds.
+	testenv.Eventually(t, 10*time.Second, "slapd to log every user bind", func() bool {
+		binds := 0
+		for _, u := range slapdConns(l.Log()) {
+			for _, dn := range u.binds {
+				if dn != l.BindDN && dn != l.AdminDN {
+					binds++
+				}
+			}
+		}
+		return binds >= 2*logins
+	})
 	var searchConns, bindConns int
 	for id, u := range slapdConns(l.Log()) {
 		if len(u.binds) == 0 {

@@ -247,10 +247,12 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		patches := func() int { return strings.Count(reg.Log(), " method=PATCH ") }
+		before := patches()
 		fmt.Fprintf(c, "PATCH %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\n0123", u, reg.Addr)
-		time.Sleep(200 * time.Millisecond)
 		c.Close()
-		time.Sleep(200 * time.Millisecond)
+		// The access log line is written when the registry is done with the request.
+		testenv.Eventually(t, 10*time.Second, "the cut-off PATCH in the access log", func() bool { return patches() > before })
 		resp, body = request(t, "PUT", loc+"?digest="+d.String(), nil)
 		if resp.StatusCode == 201 {
 			t.Errorf("a truncated upload committed as the full blob: %s", body)

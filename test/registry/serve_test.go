@@ -107,11 +107,17 @@ func TestServeDebugAndDrain(t *testing.T) {
 	if _, err := pw.Write([]byte("part one ")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The request is in flight once the upload holds its first part.
+	testenv.Eventually(t, 10*time.Second, "the first part in the upload", func() bool {
+		resp, _ := request(t, "GET", loc, nil)
+		return resp.Header.Get("Range") == "0-8"
+	})
 	if err := reg.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, "the registry to start shutting down", func() bool {
+		return strings.Contains(reg.Log(), "shutting down")
+	})
 	_, _ = pw.Write([]byte("part two"))
 	pw.Close()
 	select {

@@ -78,6 +78,8 @@ func TestUploadLocksSerialise(t *testing.T) {
 				overlap = true
 			}
 			mu.Unlock()
+			// Hold the lock a moment so that a second holder, if the
+			// lock let one in, would overlap: the sleep is the test.
 			time.Sleep(10 * time.Microsecond)
 			mu.Lock()
 			inside--
