@@ -1,5 +1,9 @@
 # Run `make help` for the list of targets.
 GO ?= go
+# go.mod's toolchain line names the Go release to build with; an older
+# installed Go fetches it through the module proxy.
+GOTOOLCHAIN ?= auto
+export GOTOOLCHAIN
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/gatehouse-registry/gatehouse/internal/version.Version=$(VERSION) \

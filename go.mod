@@ -2,6 +2,8 @@ module github.com/gatehouse-registry/gatehouse
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/go-ldap/ldap/v3 v3.4.15

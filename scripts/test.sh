@@ -8,6 +8,10 @@
 set -euo pipefail
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
+# go.mod names the toolchain the project is built and tested with (a Go
+# release without the standard-library vulnerabilities govulncheck knows);
+# "auto" lets an older installed Go fetch it through the module proxy.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 
 bash scripts/install-deps.sh
 export GATEHOUSE_TOOLS=${GATEHOUSE_TOOLS:-$HOME/.cache/gatehouse-tools}

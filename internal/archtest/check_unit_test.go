@@ -25,7 +25,7 @@ func TestCheckerCatchesBrokenRules(t *testing.T) {
 				"internal/registry/api":                 {"internal/registry/storage", "internal/registry/auth", "internal/reference"},
 				"internal/registry/auth":                {"internal/token"},
 				"internal/authserver":                   {"internal/authn/static", "internal/authz/acl", "internal/credcache"},
-				"internal/authz/ext":                    {"internal/authz", "internal/authn", "internal/authn/ext/program"},
+				"internal/authz/ext":                    {"internal/authz", "internal/authn", "internal/extprog"},
 				"internal/config/authconfig":            {"internal/config", "internal/authz/acl", "internal/secret"},
 				"internal/credcache":                    {"internal/authn", "internal/secret"},
 				"internal/authz":                        {"internal/authn"},
@@ -151,7 +151,7 @@ func TestPlaceMostSpecific(t *testing.T) {
 	}{
 		{"internal/authn", layerContract},
 		{"internal/authn/static", layerLogic},
-		{"internal/authn/ext/program", layerLeaf},
+		{"internal/extprog", layerLeaf},
 		{"internal/registry/storage", layerLogic},
 		{"internal/registry/storage/driver", layerContract},
 		{"internal/registry/storage/driver/filesystem", layerDriver},

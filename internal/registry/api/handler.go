@@ -78,7 +78,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("registry api: no storage")
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxTags <= 0 {
 		opts.MaxTags = 1000

@@ -11,7 +11,6 @@ package storage
 import (
 	_ "crypto/sha256" // digest algorithms: registered for go-digest
 	_ "crypto/sha512"
-	"io"
 	"log/slog"
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
@@ -53,7 +52,7 @@ type Registry struct {
 func New(d driver.Driver, opts Options) *Registry {
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{d: d, opts: opts, log: log}
 }
