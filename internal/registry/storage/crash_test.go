@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -259,4 +260,88 @@ func TestDamagedTagsHeal(t *testing.T) {
 			})
 		})
 	}
+}
+// danglingLayerLinks lists name's layer links whose blob data is gone.
+func danglingLayerLinks(t *testing.T, d driver.Driver, name string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	err := d.Walk(ctx, repoPath(name)+"/_layers", func(fi driver.FileInfo) error {
+		if fi.IsDir() || !strings.HasSuffix(fi.Path(), "/link") {
+			return nil
+		}
+		b, err := d.GetContent(ctx, fi.Path())
+		if err != nil {
+			return err
+		}
+		dg, err := ParseLink(b)
+		if err != nil {
+			return err
+		}
+		if _, err := d.Stat(ctx, blobDataPath(dg)); driver.IsNotFound(err) {
+			out = append(out, fi.Path())
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil && !driver.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCrashDuringGC stops GC after each of its writes in turn: no layer
+// link is left naming a swept blob, and every tag still pulls.
+func TestCrashDuringGC(t *testing.T) {
+	for _, untagged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delete-untagged=%t", untagged), func(t *testing.T) {
+			for n := 0; ; n++ {
+				cd := &crashDriver{Driver: drivers(t)["inmemory"](t), budget: -1}
+				reg := New(cd, Options{Delete: true})
+				buildGCFixture(t, reg)
+				cd.arm(n)
+				_, err := GC(context.Background(), cd, GCOptions{DeleteUntagged: untagged})
+				done := err == nil
+				if !done && !errors.Is(err, errCrash) {
+					t.Fatalf("after %d writes: GC: %v", n, err)
+				}
+				cd.arm(-1)
+				for _, name := range []string{"app", "lib"} {
+					checkServable(t, mustRepo(t, reg, name))
+					if dl := danglingLayerLinks(t, cd, name); len(dl) > 0 {
+						t.Errorf("after %d writes: layer links to swept blobs: %v", n, dl)
+					}
+				}
+				if done {
+					return
+				}
+				if n > 200 {
+					t.Fatal("GC never completed")
+				}
+			}
+		})
+	}
+}
+
+// TestGCRemovesLinksInRepositoriesWithoutManifests: a push that never got
+// to its manifest leaves layer links in a repository GC does not see as
+// one (no _manifests); sweeping the blobs must take those links too.
+func TestGCRemovesLinksInRepositoriesWithoutManifests(t *testing.T) {
+	forEachDriver(t, Options{Delete: true}, func(t *testing.T, reg *Registry) {
+		r := mustRepo(t, reg, "half/pushed")
+		b := pushBlob(t, r, []byte("a layer whose manifest never came"))
+		res, err := GC(context.Background(), reg.Driver(), GCOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.BlobsSwept != 1 || res.LayerLinksRemoved != 1 {
+			t.Errorf("GC swept %d blobs and %d layer links, want 1 and 1", res.BlobsSwept, res.LayerLinksRemoved)
+		}
+		if dl := danglingLayerLinks(t, reg.Driver(), r.Name()); len(dl) > 0 {
+			t.Errorf("layer links to swept blobs: %v", dl)
+		}
+		_, err = r.StatBlob(context.Background(), b.Digest)
+		wantErr(t, "StatBlob after GC", err, ErrBlobUnknown)
+	})
 }
