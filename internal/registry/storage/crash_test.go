@@ -345,3 +345,34 @@ func TestGCRemovesLinksInRepositoriesWithoutManifests(t *testing.T) {
 		wantErr(t, "StatBlob after GC", err, ErrBlobUnknown)
 	})
 }
+
+// failPuts fails every PutContent, as a full disk does.
+type failPuts struct{ driver.Driver }
+
+func (failPuts) PutContent(context.Context, string, []byte) error {
+	return fmt.Errorf("put: %w", driver.ErrNoSpace)
+}
+
+// TestNewUploadFailureLeavesNothing: an upload that could not be started
+// (its startedat not written) must not leave its empty data behind.
+func TestNewUploadFailureLeavesNothing(t *testing.T) {
+	for name, nd := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			d := nd(t)
+			r := mustRepo(t, New(failPuts{d}, Options{}), "full/disk")
+			_, err := r.NewUpload(context.Background())
+			wantErr(t, "NewUpload", err, ErrStorageFull)
+			var left []string
+			err = d.Walk(context.Background(), uploadsDir(r.Name()), func(fi driver.FileInfo) error {
+				left = append(left, fi.Path())
+				return nil
+			})
+			if err != nil && !driver.IsNotFound(err) {
+				t.Fatal(err)
+			}
+			if len(left) > 0 {
+				t.Errorf("a failed NewUpload left %v", left)
+			}
+		})
+	}
+}

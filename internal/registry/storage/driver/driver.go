@@ -96,6 +96,10 @@ type LocalFiler interface {
 	LocalFile(path string) (*os.File, error)
 }
 
+// ErrNoSpace is wrapped by the errors of writes that failed because the
+// storage is full (or a quota is exhausted), so callers can say so.
+var ErrNoSpace = errors.New("no space left in storage")
+
 // ErrUnsupported is returned for an optional feature a driver lacks.
 var ErrUnsupported = errors.New("operation not supported by this storage driver")
 

@@ -92,6 +92,11 @@ func (d *Driver) wrap(p string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
 		return &driver.PathNotFoundError{Path: p, Driver: Name}
 	}
+	for _, e := range noSpace {
+		if errors.Is(err, e) {
+			return fmt.Errorf("filesystem: %s: %w: %w", p, stripRoot(err, d.root), driver.ErrNoSpace)
+		}
+	}
 	return fmt.Errorf("filesystem: %s: %w", p, stripRoot(err, d.root))
 }
 
