@@ -261,6 +261,7 @@ func TestDamagedTagsHeal(t *testing.T) {
 		})
 	}
 }
+
 // danglingLayerLinks lists name's layer links whose blob data is gone.
 func danglingLayerLinks(t *testing.T, d driver.Driver, name string) []string {
 	t.Helper()
