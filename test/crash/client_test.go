@@ -52,7 +52,9 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.Status, strings.TrimSpace(e.Body))
 }
 
-func (c *client) do(ctx context.Context, method, path string, body []byte, hdr map[string]string, want ...int) (*http.Response, []byte, error) {
+// do sends a request and returns the answer's header and body; an answer
+// with a status not in want is a *statusError.
+func (c *client) do(ctx context.Context, method, path string, body []byte, hdr map[string]string, want ...int) (http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -75,14 +77,14 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, hdr m
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp, nil, err
+		return resp.Header, nil, err
 	}
 	for _, w := range want {
 		if resp.StatusCode == w {
-			return resp, b, nil
+			return resp.Header, b, nil
 		}
 	}
-	return resp, b, &statusError{Method: method, URL: path, Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+	return resp.Header, b, &statusError{Method: method, URL: path, Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
 }
 
 // pushBlob uploads b monolithically (POST with digest) or, when chunked,
@@ -94,18 +96,18 @@ func (c *client) pushBlob(ctx context.Context, repo string, b []byte, chunked bo
 			map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated)
 		return dg, err
 	}
-	resp, _, err := c.do(ctx, "POST", "/v2/"+repo+"/blobs/uploads/", nil, nil, http.StatusAccepted)
+	h, _, err := c.do(ctx, "POST", "/v2/"+repo+"/blobs/uploads/", nil, nil, http.StatusAccepted)
 	if err != nil {
 		return "", err
 	}
-	loc := resp.Header.Get("Location")
-	resp, _, err = c.do(ctx, "PATCH", loc, b, map[string]string{
+	loc := h.Get("Location")
+	h, _, err = c.do(ctx, "PATCH", loc, b, map[string]string{
 		"Content-Type": "application/octet-stream", "Content-Range": fmt.Sprintf("0-%d", len(b)-1),
 	}, http.StatusAccepted)
 	if err != nil {
 		return "", err
 	}
-	loc = resp.Header.Get("Location")
+	loc = h.Get("Location")
 	sep := "?"
 	if strings.Contains(loc, "?") {
 		sep = "&"
@@ -173,12 +175,12 @@ func (c *client) tags(ctx context.Context, repo string) ([]string, error) {
 
 // pull fetches ref's manifest and every blob it names, checking digests.
 func (c *client) pull(ctx context.Context, repo, ref string) (string, error) {
-	resp, m, err := c.do(ctx, "GET", "/v2/"+repo+"/manifests/"+ref, nil, map[string]string{"Accept": manifestType}, http.StatusOK)
+	h, m, err := c.do(ctx, "GET", "/v2/"+repo+"/manifests/"+ref, nil, map[string]string{"Accept": manifestType}, http.StatusOK)
 	if err != nil {
 		return "", err
 	}
 	md := sha256Digest(m)
-	if got := resp.Header.Get("Docker-Content-Digest"); got != md {
+	if got := h.Get("Docker-Content-Digest"); got != md {
 		return "", fmt.Errorf("%s:%s: Docker-Content-Digest %s, content hashes to %s", repo, ref, got, md)
 	}
 	var mf manifest

@@ -105,12 +105,12 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Remove(filepath.Join(mnt, "small")); err != nil {
 		t.Fatal(err)
 	}
-	resp, _, err := c.do(ctx, "POST", "/v2/full/chunked/blobs/uploads/", nil, nil, http.StatusAccepted)
+	h, _, err := c.do(ctx, "POST", "/v2/full/chunked/blobs/uploads/", nil, nil, http.StatusAccepted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := make([]byte, 2<<20)
-	_, _, err = c.do(ctx, "PATCH", resp.Header.Get("Location"), big, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusAccepted)
+	_, _, err = c.do(ctx, "PATCH", h.Get("Location"), big, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusAccepted)
 	var se *statusError
 	if !errors.As(err, &se) || se.Status != http.StatusInsufficientStorage || se.Header.Get("Location") == "" || se.Header.Get("Range") == "" {
 		t.Fatalf("PATCH on a full disk: %v (headers %v), want 507 with Location and Range", err, headerOf(se))

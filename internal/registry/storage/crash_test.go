@@ -46,12 +46,6 @@ func (c *crashDriver) arm(n int) {
 	c.mu.Unlock()
 }
 
-func (c *crashDriver) crashed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.budget == 0
-}
-
 func (c *crashDriver) PutContent(ctx context.Context, p string, b []byte) error {
 	if err := c.spend(); err != nil {
 		return err
