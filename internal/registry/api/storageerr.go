@@ -34,6 +34,9 @@ func storageError(err error) (*Error, bool) {
 	if errors.Is(err, storage.ErrReadOnly) {
 		return readOnlyError(err), true
 	}
+	if errors.Is(err, storage.ErrStorageFull) {
+		return &Error{Code: CodeUnknown, Message: "the registry's storage is full", Status: http.StatusInsufficientStorage, Cause: err}, true
+	}
 	for _, m := range storageCodes {
 		if errors.Is(err, m.err) {
 			e := &Error{Code: m.code, Cause: err}

@@ -1,12 +1,13 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-
 	"strconv"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -86,9 +87,12 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 		h.writeUploadState(w, r, up, http.StatusAccepted)
 		return nil
 	}
-	// Monolithic upload: the whole blob is the body.
+	// Monolithic upload: the whole blob is the body. The client has no
+	// upload to come back to, so a failure removes what was written
+	// (on a full disk, waiting for the purge would keep it full).
 	desc, err := h.finish(r, up, dgst)
 	if err != nil {
+		h.abandon(r, up)
 		return err
 	}
 	h.log.Debug("monolithic upload", "repository", name, "digest", desc.Digest.String(), "size", desc.Size)
@@ -232,7 +236,7 @@ func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request) error {
 	}
 	got, err := up.Append(r.Context(), body)
 	if err != nil {
-		return uploadAppendError(err)
+		return h.withUploadState(r, up, uploadAppendError(err))
 	}
 	if n >= 0 && got != n {
 		return apiErr(CodeSizeInvalid, "the chunk was shorter than its Content-Range", nil)
@@ -258,11 +262,50 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 	if _, err := h.checkChunkRange(r, up); err != nil {
 		return err
 	}
+	// A PUT carrying the whole blob on an upload that holds nothing yet
+	// is a monolithic upload in two requests: on failure it is removed,
+	// as for a monolithic POST. After earlier chunks the upload stays, and
+	// the error says where it stands so the client can resume.
+	monolithic := up.Size() == 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
 	desc, err := h.finish(r, up, dgst)
 	if err != nil {
-		return err
+		if monolithic {
+			h.abandon(r, up)
+			return err
+		}
+		return h.withUploadState(r, up, err)
 	}
 	return h.blobCreated(w, r, desc)
+}
+
+// abandonTimeout bounds the removal of a failed upload.
+const abandonTimeout = 30 * time.Second
+
+// abandon removes a failed upload's data, even when the client has gone.
+func (h *Handler) abandon(r *http.Request, up *storage.Upload) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), abandonTimeout)
+	defer cancel()
+	if err := up.Cancel(ctx); err != nil && !errors.Is(err, storage.ErrBlobUploadUnknown) {
+		h.log.WarnContext(ctx, "removing a failed upload failed; the upload purge will remove it",
+			"repository", info(r.Context()).rt.Name, "upload", up.ID(), "err", err)
+	}
+}
+
+// withUploadState adds the upload's Location, Range and id to the error
+// of a request on an upload that is still there, so the client can resume.
+func (h *Handler) withUploadState(r *http.Request, up *storage.Upload, err error) error {
+	if errors.Is(err, storage.ErrBlobUploadUnknown) {
+		return err
+	}
+	e := *asAPIError(err)
+	e.Header = e.Header.Clone()
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	e.Header.Set("Location", h.uploadLocation(r, info(r.Context()).rt.Name, up.ID()))
+	e.Header.Set("Range", rangeHeader(up.Size()))
+	e.Header.Set("Docker-Upload-UUID", up.ID())
+	return &e
 }
 
 // uploadStatus answers GET on an upload: 204 with its Range.

@@ -383,8 +383,9 @@ func (a *App) watchHealth(ctx context.Context) {
 	}
 }
 
-// purgeUploads removes abandoned uploads every interval (first run after a
-// random delay of up to a minute, so replicas do not all run together).
+// purgeUploads removes abandoned uploads, then the stale debris of
+// interrupted writes, every interval (first run after a random delay of up
+// to a minute, so replicas do not all run together).
 func (a *App) purgeUploads(ctx context.Context) {
 	up := a.cfg.Storage.Maintenance.UploadPurging
 	delay := time.Duration(rand.Int64N(int64(time.Minute))) //nolint:gosec // scheduling jitter, not a secret
@@ -398,8 +399,31 @@ func (a *App) purgeUploads(ctx context.Context) {
 		res, err := storage.PurgeUploads(ctx, a.driver, up.Age, up.DryRun)
 		if err != nil {
 			a.log.Error("upload purge failed", "err", err)
-			continue
+		} else {
+			a.log.Info("upload purge", "purged", res.Purged, "errors", res.Errors, "dry_run", up.DryRun)
 		}
-		a.log.Info("upload purge", "purged", res.Purged, "errors", res.Errors, "dry_run", up.DryRun)
+		if !up.DryRun {
+			a.removeDebris(ctx)
+		}
+	}
+}
+
+// debrisTimeout bounds one removal of debris, so a huge store does not
+// keep the purge goroutine walking for ever.
+const debrisTimeout = 30 * time.Minute
+
+// removeDebris removes what interrupted writes left (temporary files,
+// blob directories without data) once it is older than an hour: a write
+// in flight is younger.
+func (a *App) removeDebris(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, debrisTimeout)
+	defer cancel()
+	res, err := storage.RemoveDebris(ctx, a.driver, storage.DefaultStaleAge)
+	if err != nil {
+		a.log.Error("removing debris of interrupted writes failed", "removed", res.Removed, "err", err)
+		return
+	}
+	if res.Removed > 0 {
+		a.log.Info("removed debris of interrupted writes", "removed", res.Removed)
 	}
 }

@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 )
 
 // Sentinel errors, errors.Is-able. The HTTP layer maps each to its OCI
@@ -23,6 +25,10 @@ var (
 	ErrReadOnly            = errors.New("the registry is in read-only mode")
 	ErrDenied              = errors.New("requested access to the resource is denied")
 )
+
+// ErrStorageFull is wrapped by errors of writes that failed because the
+// storage is full (the driver's ErrNoSpace).
+var ErrStorageFull = driver.ErrNoSpace
 
 // ErrUploadUnknown is ErrBlobUploadUnknown under the name used by
 // ResumeUpload's documentation.

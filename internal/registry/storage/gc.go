@@ -150,7 +150,12 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	res.BlobsMarked = len(marked)
 	progress("%d blobs marked", len(marked))
 
+	// Sweep: find the unmarked blobs, remove the repositories' links to
+	// them, and only then their data, so that a crash midway never leaves
+	// a layer link naming a blob that is gone (only unreferenced data,
+	// which the next run collects).
 	swept := make(map[digest.Digest]bool)
+	var sweepDirs []string
 	err := d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
@@ -175,22 +180,31 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 		res.BlobsSwept++
 		res.BytesFreed += size
 		swept[dg] = true
-		if !opts.DryRun {
-			if err := d.Delete(ctx, fi.Path()); err != nil && !driver.IsNotFound(err) {
-				return err
-			}
-		}
+		sweepDirs = append(sweepDirs, fi.Path())
 		return driver.ErrSkipDir
 	})
 	if err != nil && !driver.IsNotFound(err) {
 		return res, fmt.Errorf("gc: sweep: %w", err)
 	}
 
-	for _, name := range repos {
+	// Every repository with layer links, including those without
+	// manifests (a push that never got to its manifest).
+	var layerRepos []string
+	if err := walkRepoDirs(ctx, d, "_layers", func(name string) { layerRepos = append(layerRepos, name) }); err != nil {
+		return res, fmt.Errorf("gc: list repositories: %w", err)
+	}
+	for _, name := range layerRepos {
 		n, err := removeLayerLinks(ctx, d, name, swept, opts.DryRun)
 		res.LayerLinksRemoved += n
 		if err != nil {
 			return res, fmt.Errorf("gc: %s: layer links: %w", name, err)
+		}
+	}
+	if !opts.DryRun {
+		for _, p := range sweepDirs {
+			if err := d.Delete(ctx, p); err != nil && !driver.IsNotFound(err) {
+				return res, fmt.Errorf("gc: sweep: %w", err)
+			}
 		}
 	}
 	verb := "deleted"

@@ -168,7 +168,9 @@ func (r *Repository) putSmallBlob(ctx context.Context, dgst digest.Digest, conte
 	return r.linkBlob(ctx, Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: int64(len(content))})
 }
 
-// resolve turns a reference into the digest of a manifest of r.
+// resolve turns a reference into the digest of a manifest of r. A tag
+// whose current link is missing or unreadable, or names a manifest whose
+// revision link is gone, is unknown (see servableTag).
 func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, error) {
 	dgst, tag, err := parseRef(ref)
 	if err != nil {
@@ -177,21 +179,68 @@ func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 	if tag != "" {
 		dgst, err = r.reg.readLink(ctx, tagCurrentLink(r.name, tag))
 		if err != nil {
-			if driver.IsNotFound(err) {
+			if driver.IsNotFound(err) || errors.Is(err, errBadLink) {
 				return "", manifestUnknown(ref)
 			}
 			return "", err
 		}
 	}
-	linked, err := r.reg.readLink(ctx, revisionLinkDir(r.name, dgst)+"/link")
+	ok, err := r.reg.hasRevision(ctx, r.name, dgst)
 	if err != nil {
-		if driver.IsNotFound(err) {
-			return "", manifestUnknown(ref)
+		return "", err
+	}
+	if !ok {
+		return "", manifestUnknown(ref)
+	}
+	return dgst, nil
+}
+
+// hasRevision reports whether manifest dgst has a revision link in repo
+// name holding dgst.
+func (reg *Registry) hasRevision(ctx context.Context, name string, dgst digest.Digest) (bool, error) {
+	linked, err := reg.readLink(ctx, revisionLinkDir(name, dgst)+"/link")
+	switch {
+	case err == nil && linked == dgst:
+		return true, nil
+	case err == nil:
+		reg.log.WarnContext(ctx, "revision link holds another digest", "repository", name, "digest", dgst, "link", linked)
+		return false, nil
+	case driver.IsNotFound(err) || errors.Is(err, errBadLink):
+		return false, nil
+	}
+	return false, err
+}
+
+// servableTag returns the manifest tag points at, or ErrManifestUnknown
+// unless the tag can be served: its current link reads as a digest whose
+// revision link and manifest data exist. A crash or damage can leave a tag
+// directory short of that (a push killed between the tag's index link and
+// its current link, storage written before the write order was fixed);
+// such a tag is neither listed nor served.
+func (reg *Registry) servableTag(ctx context.Context, name, tag string) (digest.Digest, error) {
+	dgst, err := reg.readLink(ctx, tagCurrentLink(name, tag))
+	if err != nil {
+		if driver.IsNotFound(err) || errors.Is(err, errBadLink) {
+			return "", manifestUnknown(tag)
 		}
 		return "", err
 	}
-	if linked != dgst {
-		return "", fmt.Errorf("revision link for %s holds %s", dgst, linked)
+	ok, err := reg.hasRevision(ctx, name, dgst)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", manifestUnknown(tag)
+	}
+	fi, err := reg.d.Stat(ctx, blobDataPath(dgst))
+	if err != nil {
+		if driver.IsNotFound(err) {
+			return "", manifestUnknown(tag)
+		}
+		return "", err
+	}
+	if fi.IsDir() {
+		return "", manifestUnknown(tag)
 	}
 	return dgst, nil
 }
@@ -242,7 +291,11 @@ func (r *Repository) DeleteManifest(ctx context.Context, dgst digest.Digest) err
 	return r.reg.unlinkManifest(ctx, r.name, dgst)
 }
 
-// unlinkManifest removes every link to manifest dgst in repo name.
+// unlinkManifest removes every link to manifest dgst in repo name. The
+// order makes a crash at any point harmless: first the tags pointing at
+// it (a tag never outlives its manifest's revision link), then its entries
+// in other tags' history and in the referrers index, and the revision
+// link last.
 func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst digest.Digest) error {
 	d := reg.d
 	var subject digest.Digest
@@ -250,9 +303,6 @@ func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst diges
 		if m, err := parseStored(payload); err == nil && m.Subject != nil {
 			subject = m.Subject.Digest
 		}
-	}
-	if err := d.Delete(ctx, revisionLinkDir(name, dgst)); err != nil && !driver.IsNotFound(err) {
-		return err
 	}
 	tags, err := reg.listTags(ctx, name)
 	if err != nil {
@@ -266,7 +316,7 @@ func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst diges
 				return err
 			}
 			continue
-		case err != nil && !driver.IsNotFound(err):
+		case err != nil && !driver.IsNotFound(err) && !errors.Is(err, errBadLink):
 			return err
 		}
 		if err := d.Delete(ctx, tagIndexLinkDir(name, tag, dgst)); err != nil && !driver.IsNotFound(err) {
@@ -277,6 +327,9 @@ func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst diges
 		if err := d.Delete(ctx, referrerLinkDir(name, subject, dgst)); err != nil && !driver.IsNotFound(err) {
 			return err
 		}
+	}
+	if err := d.Delete(ctx, revisionLinkDir(name, dgst)); err != nil && !driver.IsNotFound(err) {
+		return err
 	}
 	reg.cacheClear(ctx, name, dgst)
 	return nil
@@ -299,7 +352,10 @@ func (reg *Registry) listTags(ctx context.Context, name string) ([]string, error
 	return tags, nil
 }
 
-// DeleteTag removes a tag; the manifest stays.
+// DeleteTag removes a tag; the manifest stays. A tag that cannot be
+// served (see servableTag) is unknown, as it is to GetManifest and Tags;
+// what is left of it in storage is removed all the same, so damaged
+// storage heals when a client deletes what it no longer sees.
 func (r *Repository) DeleteTag(ctx context.Context, tag string) error {
 	if err := r.reg.deletable(); err != nil {
 		return err
@@ -307,13 +363,20 @@ func (r *Repository) DeleteTag(ctx context.Context, tag string) error {
 	if err := ValidateTag(tag); err != nil {
 		return err
 	}
-	if _, err := r.reg.d.Stat(ctx, tagCurrentLink(r.name, tag)); err != nil {
-		if driver.IsNotFound(err) {
-			return manifestUnknown(tag)
-		}
+	d := r.reg.d
+	_, err := r.reg.servableTag(ctx, r.name, tag)
+	if err == nil {
+		return d.Delete(ctx, tagDir(r.name, tag))
+	}
+	if !isErr(err, ErrManifestUnknown) {
 		return err
 	}
-	return r.reg.d.Delete(ctx, tagDir(r.name, tag))
+	if err := d.Delete(ctx, tagDir(r.name, tag)); err == nil {
+		r.reg.log.WarnContext(ctx, "removed a tag that could not be served", "repository", r.name, "tag", tag)
+	} else if !driver.IsNotFound(err) {
+		return err
+	}
+	return manifestUnknown(tag)
 }
 
 // exists reports whether the repository has anything stored.
@@ -330,7 +393,9 @@ func (r *Repository) exists(ctx context.Context) (bool, error) {
 
 // Tags lists tags after last (exclusive; "" = from the start), at most n
 // (n <= 0 = all), sorted lexically. more reports whether tags remain. An
-// unknown repository is ErrNameUnknown.
+// unknown repository is ErrNameUnknown. Only tags that can be served are
+// listed (see servableTag): registry:2 lists every tag directory, which
+// after a crash can name a tag that answers 404 to a pull.
 func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []string, more bool, err error) {
 	ok, err := r.exists(ctx)
 	if err != nil {
@@ -343,7 +408,21 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 	if err != nil {
 		return nil, false, err
 	}
-	return page(all, last, n, func(a, b string) int { return strings.Compare(a, b) })
+	candidates, _, _ := page(all, last, 0, strings.Compare)
+	tags = []string{}
+	for _, tag := range candidates {
+		if _, err := r.reg.servableTag(ctx, r.name, tag); err != nil {
+			if isErr(err, ErrManifestUnknown) {
+				continue
+			}
+			return nil, false, err
+		}
+		if n > 0 && len(tags) == n {
+			return tags, true, nil
+		}
+		tags = append(tags, tag)
+	}
+	return tags, false, nil
 }
 
 // page returns the items of sorted after last, at most n.

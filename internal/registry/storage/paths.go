@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
@@ -81,8 +82,11 @@ func ParseLink(b []byte) (digest.Digest, error) {
 	return d, nil
 }
 
+// errBadLink marks a link file whose content is not a digest.
+var errBadLink = errors.New("unreadable link file")
+
 // readLink reads and parses a link file; driver errors pass through (test
-// them with driver.IsNotFound).
+// them with driver.IsNotFound), content that is not a digest is errBadLink.
 func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error) {
 	b, err := r.d.GetContent(ctx, p)
 	if err != nil {
@@ -90,7 +94,7 @@ func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error
 	}
 	d, err := ParseLink(b)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", p, err)
+		return "", fmt.Errorf("%s: %w: %w", p, errBadLink, err)
 	}
 	return d, nil
 }

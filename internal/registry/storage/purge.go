@@ -24,7 +24,7 @@ func PurgeUploads(ctx context.Context, d driver.Driver, olderThan time.Duration,
 	var res PurgeResult
 	cutoff := time.Now().Add(-olderThan)
 	var repos []string
-	if err := walkRepoDirs(ctx, d, func(name string) { repos = append(repos, name) }); err != nil {
+	if err := walkRepoDirs(ctx, d, "_uploads", func(name string) { repos = append(repos, name) }); err != nil {
 		return res, fmt.Errorf("purge uploads: %w", err)
 	}
 	var first error
@@ -84,15 +84,15 @@ func uploadStarted(ctx context.Context, d driver.Driver, dir string) (time.Time,
 	return fi.ModTime(), nil
 }
 
-// walkRepoDirs calls fn with every repository that has an _uploads
-// directory, including repositories without manifests yet.
-func walkRepoDirs(ctx context.Context, d driver.Driver, fn func(name string)) error {
+// walkRepoDirs calls fn with every repository that has a directory called
+// marker (_uploads, _layers), including repositories without manifests.
+func walkRepoDirs(ctx context.Context, d driver.Driver, marker string, fn func(name string)) error {
 	err := d.Walk(ctx, reposRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
 		}
 		base := path.Base(fi.Path())
-		if base == "_uploads" {
+		if base == marker {
 			fn(path.Dir(fi.Path())[len(reposRoot)+1:])
 			return driver.ErrSkipDir
 		}

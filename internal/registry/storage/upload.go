@@ -103,17 +103,30 @@ func (r *Repository) NewUpload(ctx context.Context) (*Upload, error) {
 		return nil, err
 	}
 	u := &Upload{repo: r, id: uuid.NewString(), startedAt: time.Now().UTC().Truncate(time.Second), h: sha256.New()}
-	w, err := r.reg.d.Writer(ctx, u.dataPath(), false)
-	if err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	if err := r.reg.d.PutContent(ctx, u.dir()+"/startedat", []byte(u.startedAt.Format(time.RFC3339))); err != nil {
+	if err := u.create(ctx); err != nil {
+		// Leave nothing behind (a full disk fails here): the client
+		// never learns the id, so nothing would ever cancel it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if derr := r.reg.d.Delete(cctx, u.dir()); derr != nil && !driver.IsNotFound(derr) {
+			r.reg.log.WarnContext(ctx, "removing an upload that failed to start failed", "repository", r.name, "upload", u.id, "err", derr)
+		}
 		return nil, err
 	}
 	return u, nil
+}
+
+// create writes a new upload's empty data and its start time.
+func (u *Upload) create(ctx context.Context) error {
+	d := u.repo.reg.d
+	w, err := d.Writer(ctx, u.dataPath(), false)
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return d.PutContent(ctx, u.dir()+"/startedat", []byte(u.startedAt.Format(time.RFC3339)))
 }
 
 // ResumeUpload reopens upload id, or returns ErrBlobUploadUnknown.

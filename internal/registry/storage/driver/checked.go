@@ -11,7 +11,8 @@ import (
 // paths against the path rules (ValidatePath), whatever d itself checks: a
 // new driver cannot forget them. The optional capabilities of d
 // (LocalFiler, Redirector) stay discoverable by type assertion, and
-// io.Closer is passed through.
+// io.Closer is passed through. The wrapper always implements Janitor,
+// answering ErrUnsupported when d does not.
 func Checked(d Driver) Driver {
 	if _, ok := d.(checkedMarker); ok {
 		return d
@@ -161,4 +162,43 @@ func (r checkedRedirect) RedirectURL(req *http.Request, path string) (string, er
 	return r.rd.RedirectURL(req, path)
 }
 
-var _ Driver = checked{}
+func (c checked) WalkTemporaries(ctx context.Context, path string, fn WalkFn) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	j, ok := c.d.(Janitor)
+	if !ok {
+		return ErrUnsupported
+	}
+	return j.WalkTemporaries(ctx, path, fn)
+}
+
+func (c checked) RemoveTemporary(ctx context.Context, path string) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	j, ok := c.d.(Janitor)
+	if !ok {
+		return ErrUnsupported
+	}
+	return j.RemoveTemporary(ctx, path)
+}
+
+func (c checked) RemoveEmptyDir(ctx context.Context, path string) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	if path == "/" {
+		return &InvalidPathError{Path: path, Driver: c.d.Name(), Reason: "refusing to remove the storage root"}
+	}
+	j, ok := c.d.(Janitor)
+	if !ok {
+		return ErrUnsupported
+	}
+	return j.RemoveEmptyDir(ctx, path)
+}
+
+var (
+	_ Driver  = checked{}
+	_ Janitor = checked{}
+)

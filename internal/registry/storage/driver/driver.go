@@ -7,7 +7,8 @@
 // interface and pass the same conformance suite (package drivertest).
 //
 // Optional capabilities are separate interfaces discovered with type
-// assertions: Redirector (presigned URLs) and LocalFiler (sendfile).
+// assertions: Redirector (presigned URLs), LocalFiler (sendfile) and
+// Janitor (debris of interrupted writes).
 package driver
 
 import (
@@ -95,6 +96,31 @@ type LocalFiler interface {
 	// LocalFile opens path read-only. The caller closes it.
 	LocalFile(path string) (*os.File, error)
 }
+
+// Janitor is implemented by drivers whose interrupted writes leave debris
+// that List and Walk do not show: the filesystem driver's temporary files
+// (an atomic write killed before its rename) and directories emptied or
+// never filled. Drivers without such debris (object stores, inmemory)
+// need not implement it; Checked's wrapper answers ErrUnsupported for them.
+type Janitor interface {
+	// WalkTemporaries calls fn for every temporary file below path, in
+	// no particular order.
+	WalkTemporaries(ctx context.Context, path string, fn WalkFn) error
+	// RemoveTemporary removes one file WalkTemporaries reported; any
+	// other path is an *InvalidPathError.
+	RemoveTemporary(ctx context.Context, path string) error
+	// RemoveEmptyDir removes the directory path if it is empty, and
+	// returns ErrDirNotEmpty (leaving it) if it is not.
+	RemoveEmptyDir(ctx context.Context, path string) error
+}
+
+// ErrDirNotEmpty is returned by Janitor.RemoveEmptyDir for a directory
+// that has entries.
+var ErrDirNotEmpty = errors.New("directory not empty")
+
+// ErrNoSpace is wrapped by the errors of writes that failed because the
+// storage is full (or a quota is exhausted), so callers can say so.
+var ErrNoSpace = errors.New("no space left in storage")
 
 // ErrUnsupported is returned for an optional feature a driver lacks.
 var ErrUnsupported = errors.New("operation not supported by this storage driver")

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -91,6 +92,11 @@ func (d *Driver) wrap(p string, err error) error {
 	}
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
 		return &driver.PathNotFoundError{Path: p, Driver: Name}
+	}
+	for _, e := range noSpace {
+		if errors.Is(err, e) {
+			return fmt.Errorf("filesystem: %s: %w: %w", p, stripRoot(err, d.root), driver.ErrNoSpace)
+		}
 	}
 	return fmt.Errorf("filesystem: %s: %w", p, stripRoot(err, d.root))
 }
@@ -501,7 +507,89 @@ func (d *Driver) walk(ctx context.Context, p, fp string, fn driver.WalkFn) error
 	return nil
 }
 
+// WalkTemporaries implements driver.Janitor: the temporary files of
+// atomic writes (PutContent) below p, which a write killed before its
+// rename leaves behind.
+func (d *Driver) WalkTemporaries(ctx context.Context, p string, fn driver.WalkFn) error {
+	fp, err := d.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	err = filepath.WalkDir(fp, func(name string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if e.IsDir() || !strings.HasPrefix(e.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(d.root, name)
+		if err != nil {
+			return err
+		}
+		return fn(fileInfo{p: "/" + filepath.ToSlash(rel), fi: fi})
+	})
+	if err != nil && !errors.Is(err, ctx.Err()) {
+		return d.wrap(p, err)
+	}
+	return err
+}
+
+// RemoveTemporary implements driver.Janitor.
+func (d *Driver) RemoveTemporary(ctx context.Context, p string) error {
+	fp, err := d.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(path.Base(p), tmpPrefix) {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "not a temporary file"}
+	}
+	if err := os.Remove(fp); err != nil {
+		return d.wrap(p, err)
+	}
+	return nil
+}
+
+// RemoveEmptyDir implements driver.Janitor with rmdir(2), which refuses a
+// directory that has entries.
+func (d *Driver) RemoveEmptyDir(ctx context.Context, p string) error {
+	fp, err := d.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "refusing to remove the root"}
+	}
+	fi, err := os.Lstat(fp)
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	if !fi.IsDir() {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "not a directory"}
+	}
+	if err := os.Remove(fp); err != nil {
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("filesystem: %s: %w", p, driver.ErrDirNotEmpty)
+		}
+		return d.wrap(p, err)
+	}
+	return d.syncDir(filepath.Dir(fp))
+}
+
 var (
 	_ driver.Driver     = (*Driver)(nil)
 	_ driver.LocalFiler = (*Driver)(nil)
+	_ driver.Janitor    = (*Driver)(nil)
 )
