@@ -162,6 +162,18 @@ func (l *LDAP) Pause() {
 	if err := l.proc.Signal(syscall.SIGSTOP); err != nil {
 		l.t.Fatalf("pause slapd: %v", err)
 	}
+	// The signal is delivered asynchronously: a request sent at once could
+	// still be answered. Wait until the kernel reports it stopped.
+	stat := fmt.Sprintf("/proc/%d/stat", l.proc.Cmd.Process.Pid)
+	Eventually(l.t, 10*time.Second, "slapd to be stopped", func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name in parentheses.
+		_, rest, ok := strings.Cut(string(b), ") ")
+		return ok && (strings.HasPrefix(rest, "T") || strings.HasPrefix(rest, "t"))
+	})
 }
 
 // Resume undoes Pause.
