@@ -5,18 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse-registry/gatehouse/internal/authserver"
+	authapp "github.com/gatehouse-registry/gatehouse/internal/authserver/app"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
 	"github.com/gatehouse-registry/gatehouse/internal/config/authconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
-	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 )
 
 func newAuthServerCmd() *cobra.Command {
@@ -85,111 +80,13 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 
 	ctx, stop := server.ShutdownContext(ctx)
 	defer stop()
-
-	chain, err := authserver.Build(ctx, cfg, log)
-	if err != nil {
-		return fail(exitFailure, fmt.Errorf("%s: %w", file, err))
-	}
-	separateMetrics := cfg.Server.Metrics.Addr != ""
-	srv, err := authserver.New(chain, authserver.Options{Logger: log, NoMetricsRoute: separateMetrics})
-	if err != nil {
-		_ = chain.Close()
-		return fail(exitFailure, err)
-	}
-	defer func() { _ = srv.Close() }()
-
-	var certs *tlsutil.Reloader
-	scfg := server.Config{Name: "auth", Network: cfg.Server.Net, Addr: cfg.Server.Addr, Handler: srv, Logger: log}
-	if cfg.Server.Certificate != "" {
-		certs, err = tlsutil.NewReloader(cfg.Server.Certificate, cfg.Server.Key, log)
-		if err != nil {
-			return fail(exitFailure, fmt.Errorf("server certificate: %w", err))
-		}
-		scfg.TLS, err = tlsutil.ServerConfig(tlsutil.ServerOptions{
-			GetCertificate: certs.GetCertificate,
-			MinVersion:     cfg.Server.TLSMinVersion,
-			CipherSuites:   cfg.Server.TLSCipherSuites,
-			Curves:         cfg.Server.TLSCurvePreferences,
-		})
-		if err != nil {
-			return fail(exitFailure, fmt.Errorf("server TLS: %w", err))
-		}
-	}
-	hs, err := server.New(ctx, scfg)
+	a, err := authapp.New(ctx, file, cfg, log)
 	if err != nil {
 		return fail(exitFailure, err)
 	}
-
-	var wg sync.WaitGroup
-	runErr := make(chan error, 2)
-	if separateMetrics {
-		mux := http.NewServeMux()
-		mux.Handle(cfg.Server.Metrics.Path, srv.MetricsHandler())
-		ms, err := server.New(ctx, server.Config{Name: "auth-metrics", Addr: cfg.Server.Metrics.Addr, Handler: mux, Logger: log})
-		if err != nil {
-			return fail(exitFailure, fmt.Errorf("metrics listener: %w", err))
-		}
-		wg.Go(func() { runErr <- ms.Run(ctx) })
-	}
-
-	watched := func(c *authconfig.Config) []string {
-		return []string{file, c.Server.Certificate, c.Server.Key, c.Token.Certificate, c.Token.Key}
-	}
-	reload := func(ctx context.Context, _ string) error {
-		return srv.Reload(ctx, func(ctx context.Context) (*authserver.Chain, error) {
-			next, err := authconfig.Load(file)
-			if err != nil {
-				return nil, err
-			}
-			authWarnRestart(log, cfg, next)
-			if certs != nil {
-				if err := certs.Reload(); err != nil {
-					return nil, fmt.Errorf("server certificate: %w", err)
-				}
-			}
-			return authserver.Build(ctx, next, log)
-		})
-	}
-	wg.Go(func() { server.ReloadLoop(ctx, log, time.Second, authNonEmpty(watched(cfg)), reload, nil) })
-
-	log.Info("gatehouse auth server starting", "config", file, "issuer", cfg.Token.Issuer, "url", hs.URL())
-	err = hs.Run(ctx)
-	stop()
-	wg.Wait()
-	close(runErr)
-	for e := range runErr {
-		err = errors.Join(err, e)
-	}
-	if err != nil {
+	defer func() { _ = a.Close() }()
+	if err := a.Run(ctx); err != nil {
 		return fail(exitFailure, err)
 	}
 	return nil
-}
-
-// authWarnRestart logs settings a reload cannot apply.
-func authWarnRestart(log *slog.Logger, old, next *authconfig.Config) {
-	for _, d := range []struct{ key, a, b string }{
-		{"server.addr", old.Server.Addr, next.Server.Addr},
-		{"server.net", old.Server.Net, next.Server.Net},
-		{"server.certificate", old.Server.Certificate, next.Server.Certificate},
-		{"server.key", old.Server.Key, next.Server.Key},
-		{"server.tls_min_version", old.Server.TLSMinVersion, next.Server.TLSMinVersion},
-		{"server.metrics.addr", old.Server.Metrics.Addr, next.Server.Metrics.Addr},
-		{"server.log_format", old.Server.LogFormat, next.Server.LogFormat},
-		{"server.log_level", old.Server.LogLevel, next.Server.LogLevel},
-	} {
-		if d.a != d.b {
-			log.Warn("this setting changed but takes effect only after a restart", "key", d.key)
-		}
-	}
-}
-
-func authNonEmpty(ss []string) []string {
-	var out []string
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
