@@ -50,7 +50,7 @@ var layers = []placement{
 
 	// internal/authserver's build.go is the auth half's composition; it
 	// lives in the HTTP package until it gets a package of its own.
-	{pattern: "internal/registry/app", layer: layerComposition}, // the registry's composition: config -> driver -> cache -> auth -> handler
+	{pattern: "internal/registry/app", layer: layerComposition},   // the registry's composition: config -> driver -> cache -> auth -> handler
 	{pattern: "internal/authserver/app", layer: layerComposition}, // the auth half's lifecycle: chain, listeners, reloads
 	{pattern: "internal/bootstrap", layer: layerComposition},
 
