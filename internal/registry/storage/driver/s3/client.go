@@ -31,7 +31,7 @@ func newTransport(cfg Config) (*http.Transport, error) {
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
-		pem, err := os.ReadFile(bundle)
+		pem, err := os.ReadFile(bundle) //nolint:gosec // the operator names this file in AWS_CA_BUNDLE
 		if err != nil {
 			return nil, fmt.Errorf("AWS_CA_BUNDLE: %w", err)
 		}
@@ -69,14 +69,14 @@ type ioTimeoutConn struct {
 }
 
 func (c *ioTimeoutConn) Read(b []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
 }
 
 func (c *ioTimeoutConn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(b)
