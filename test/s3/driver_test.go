@@ -160,6 +160,17 @@ func TestResumeFromAnotherInstance(t *testing.T) {
 	if got, err := b.GetContent(ctx, "/up/data"); err != nil || !bytes.Equal(got, first) {
 		t.Fatalf("reading the unfinished file from the other instance: %d bytes, %v", len(got), err)
 	}
+	// A read from inside the second segment.
+	off := int64(len(first) - 10)
+	rc, err := b.Reader(ctx, "/up/data", off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil || !bytes.Equal(tail, first[off:]) {
+		t.Fatalf("Reader at %d of the unfinished file: %q, %v", off, tail, err)
+	}
 	if ls, err := b.List(ctx, "/up"); err != nil || len(ls) != 1 || ls[0] != "/up/data" {
 		t.Fatalf("List shows %v, %v; want the unfinished file", ls, err)
 	}

@@ -3,10 +3,15 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +226,81 @@ func TestGCOnS3(t *testing.T) {
 	}
 	reg = startRegistry(t, testenv.RegistryGatehouse, m, "/gc")
 	testenv.MustRun(t, env, crane, "pull", "--insecure", "--format", "oci", reg.Addr+"/gc/keep:v1", filepath.Join(home, "pulled"))
+}
+
+// TestChunkedSHA512Upload pushes a blob in chunks through Gatehouse on S3,
+// across two Gatehouse processes on the same bucket, and commits it with a
+// sha512 digest: the registry re-reads the unfinished upload from its
+// segments to hash it.
+func TestChunkedSHA512Upload(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	a := startRegistry(t, testenv.RegistryGatehouse, m, "/chunked")
+	b := startRegistry(t, testenv.RegistryGatehouse, m, "/chunked")
+	blob := make([]byte, 7<<20+123)
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha512.Sum512(blob)
+	dgst := "sha512:" + hex.EncodeToString(sum[:])
+	do := func(method, url string, body []byte, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(context.Background(), method, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := do(http.MethodPost, "http://"+a.Addr+"/v2/chunked/repo/blobs/uploads/", nil, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %s", resp.Status)
+	}
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/") {
+		loc = strings.TrimPrefix(loc, "http://"+a.Addr)
+	}
+	half := len(blob) / 2
+	for i, part := range []struct {
+		addr string
+		from int
+		to   int
+	}{{a.Addr, 0, half}, {b.Addr, half, len(blob)}} {
+		resp = do(http.MethodPatch, "http://"+part.addr+loc, blob[part.from:part.to], map[string]string{
+			"Content-Type":  "application/octet-stream",
+			"Content-Range": fmt.Sprintf("%d-%d", part.from, part.to-1),
+		})
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("PATCH %d: %s", i, resp.Status)
+		}
+		loc = resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "/") {
+			loc = strings.TrimPrefix(loc, "http://"+part.addr)
+		}
+	}
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	resp = do(http.MethodPut, "http://"+a.Addr+loc+sep+"digest="+dgst, nil, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT digest=%s: %s", dgst, resp.Status)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+b.Addr+"/v2/chunked/repo/blobs/"+dgst, nil)
+	got, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Body.Close()
+	body, err := io.ReadAll(got.Body)
+	if err != nil || got.StatusCode != http.StatusOK || !bytes.Equal(body, blob) {
+		t.Fatalf("GET blob: %s, %d bytes, %v", got.Status, len(body), err)
+	}
 }
