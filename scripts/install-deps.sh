@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine (run as root):
 # Debian packages for the real peers (OpenLDAP, Redis, registry 2.8.2, Docker engine,
-# skopeo, podman, ...) and pinned Go tools (registry v3, crane, oras, regctl,
+# skopeo, podman, ...) and pinned Go tools (registry v3, MinIO, crane, oras, regctl,
 # golangci-lint, govulncheck, the OCI conformance suite). Idempotent: what is there is kept.
 #
 # Go tools go to $GATEHOUSE_TOOLS/bin (default ~/.cache/gatehouse-tools/bin).
@@ -58,6 +58,7 @@ go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.
 # database layout govulncheck reads with -db file://.
 go_tool govulncheck   golang.org/x/vuln/cmd/govulncheck@v1.10.0
 go_tool vulndb-index  golang.org/x/vulndb/cmd/indexdb@v0.0.0-20261105234957-e22db6528018
+go_tool minio         github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c   # S3 server for the S3 driver tests (~5 min to build)
 
 # The OCI distribution-spec conformance suite, built in a scratch module.
 CONF_VERSION=v0.0.0-20260831232431-97274622c111

@@ -37,8 +37,8 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}{
 		{"every problem at once", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\nhttp:\n  addr: :0\n  tls:\n    certificate: /nonexistent.crt\nnotifications: {}\n",
 			[]string{`unknown key "storage.filesystem.rootdir"`, "both certificate and key", "/nonexistent.crt", "notifications", "not supported yet"}},
-		{"s3 not servable yet", "version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: b\nhttp:\n  addr: 127.0.0.1:0\n",
-			[]string{"storage.s3 is not supported yet"}},
+		{"s3 bucket unreachable", fmt.Sprintf("version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: images\n    accesskey: a\n    secretkey: s3-secret-value\n    regionendpoint: http://127.0.0.1:%d\nhttp:\n  addr: 127.0.0.1:0\n", testenv.FreePort(t)),
+			[]string{`s3: bucket "images" at http://127.0.0.1:`, "connection refused"}},
 		{"non-bcrypt htpasswd", "", []string{"not bcrypt"}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,292 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/minio/minio-go/v7"
+)
+
+// A writer keeps everything it has been given in S3, in segment objects
+// under <key>~/ named by their offset (keys.go), and at most one chunk in
+// memory:
+//
+//   - Write fills a buffer; each time it holds chunksize bytes it is stored
+//     as the segment at its offset and emptied.
+//   - Close stores what is buffered (the tail, shorter than a chunk, maybe
+//     empty) as the segment at its offset. The file is then fully in S3:
+//     Stat, Reader and List see it, and a writer opened with append in any
+//     process, later, lists the segments and carries on.
+//   - A resumed writer reads a tail shorter than chunksize back into its
+//     buffer and later stores the grown chunk under the same key, which
+//     replaces the tail in one PutObject. Every segment but the last is
+//     therefore at least 5 MiB, as S3 wants multipart parts.
+//   - Commit makes the object: one PutObject when the file fits in the
+//     buffer, else a multipart upload of the stored segments (server-side
+//     UploadPartCopy) and the buffer as its last part. Then the segments
+//     are deleted.
+//   - Cancel deletes the segments and the object.
+//
+// Unlike an S3 multipart upload, whose parts can't be read before it is
+// completed, segments are objects: the registry can stat and re-read an
+// unfinished upload (to hash it with another algorithm, or after a restart
+// that lost its hash state).
+type writer struct {
+	ctx  context.Context
+	d    *Driver
+	path string
+	key  string
+
+	segs   []segment // stored full chunks before base
+	base   int64     // file offset of buf[0]
+	buf    []byte    // bytes from base on; len < chunksize
+	stored bool      // the segment at base holds exactly buf
+	// committed is the size of an already committed object the writer
+	// was opened on with append, when no segments exist (-1: none).
+	// It is turned into segments on the first Write.
+	committed int64
+
+	closed, done bool
+}
+
+// Writer implements driver.Driver.
+func (d *Driver) Writer(ctx context.Context, path string, appendTo bool) (driver.FileWriter, error) {
+	if path == "/" {
+		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
+	}
+	w := &writer{ctx: ctx, d: d, path: path, key: d.keys.key(path), committed: -1}
+	if !appendTo {
+		// Start empty: drop an earlier object and unfinished segments.
+		if err := d.deleteState(ctx, path, true); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	segs, err := d.segments(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		oi, err := d.client.StatObject(ctx, d.cfg.Bucket, w.key, minio.StatObjectOptions{})
+		switch {
+		case err == nil:
+			w.committed, w.base = oi.Size, oi.Size
+		case !isNotFound(err):
+			return nil, d.fail("stat", path, err)
+		}
+		return w, nil
+	}
+	last := segs[len(segs)-1]
+	if last.size >= d.cfg.ChunkSize {
+		w.segs, w.base = segs, last.off+last.size
+		return w, nil
+	}
+	// Carry on from the short tail: read it back into the buffer.
+	if err := w.load(last); err != nil {
+		return nil, err
+	}
+	w.segs, w.base, w.stored = segs[:len(segs)-1], last.off, true
+	return w, nil
+}
+
+// load reads segment s into the buffer.
+func (w *writer) load(s segment) error {
+	rc, _, _, err := w.d.core.GetObject(w.ctx, w.d.cfg.Bucket, s.key, minio.GetObjectOptions{})
+	if err != nil {
+		return w.d.fail("resume", w.path, err)
+	}
+	defer func() { _ = rc.Close() }()
+	w.buf = make([]byte, 0, w.d.cfg.ChunkSize)
+	b := bytes.NewBuffer(w.buf)
+	if _, err := io.Copy(b, io.LimitReader(rc, w.d.cfg.ChunkSize)); err != nil {
+		return w.d.fail("resume", w.path, err)
+	}
+	w.buf = b.Bytes()
+	if int64(len(w.buf)) != s.size {
+		return fmt.Errorf("s3: resume %s: segment at %d has %d bytes, listed as %d", w.path, s.off, len(w.buf), s.size)
+	}
+	return nil
+}
+
+// deleteState removes the segments of path, and with object its object.
+func (d *Driver) deleteState(ctx context.Context, path string, object bool) error {
+	if object {
+		err := d.client.RemoveObject(ctx, d.cfg.Bucket, d.keys.key(path), minio.RemoveObjectOptions{})
+		if err != nil && !isNotFound(err) {
+			return d.fail("delete", path, err)
+		}
+	}
+	return d.deletePrefix(ctx, path, d.keys.stateDir(path))
+}
+
+// deletePrefix removes every key with prefix.
+func (d *Driver) deletePrefix(ctx context.Context, path, prefix string) error {
+	var listErr error
+	objects := func(yield func(minio.ObjectInfo) bool) {
+		for oi, err := range d.list(ctx, prefix, true, 0) {
+			if err != nil {
+				listErr = err
+				return
+			}
+			if !yield(minio.ObjectInfo{Key: oi.Key}) {
+				return
+			}
+		}
+	}
+	results, err := d.client.RemoveObjectsWithIter(ctx, d.cfg.Bucket, objects, minio.RemoveObjectsOptions{})
+	if err != nil {
+		return d.fail("delete", path, err)
+	}
+	var delErr error
+	for r := range results {
+		if r.Err != nil && delErr == nil && !isNotFound(r.Err) {
+			delErr = r.Err
+		}
+	}
+	return d.fail("delete", path, errors.Join(listErr, delErr))
+}
+
+func (w *writer) Size() int64 { return w.base + int64(len(w.buf)) }
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.closed || w.done {
+		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.committed >= 0 {
+		if err := w.unpackCommitted(); err != nil {
+			return 0, err
+		}
+	}
+	chunk := int(w.d.cfg.ChunkSize)
+	n := 0
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, min(chunk, max(len(p), 64<<10)))
+		}
+		room := chunk - len(w.buf)
+		k := min(room, len(p))
+		if len(w.buf)+k > cap(w.buf) {
+			grown := make([]byte, len(w.buf), min(chunk, max(2*cap(w.buf), len(w.buf)+k)))
+			copy(grown, w.buf)
+			w.buf = grown
+		}
+		w.buf = append(w.buf, p[:k]...)
+		w.stored = false
+		p = p[k:]
+		n += k
+		if len(w.buf) == chunk {
+			if err := w.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush stores the full buffer as the segment at base and starts the next.
+func (w *writer) flush() error {
+	if err := w.storeBuf(); err != nil {
+		return err
+	}
+	w.segs = append(w.segs, segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf))})
+	w.base += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	w.stored = false
+	return nil
+}
+
+// storeBuf writes the buffer as the segment at base.
+func (w *writer) storeBuf() error {
+	key := w.d.keys.segmentKey(w.path, w.base)
+	_, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+	if err != nil {
+		return w.d.fail("write", w.path, err)
+	}
+	w.stored = true
+	return nil
+}
+
+// unpackCommitted turns the committed object the writer was opened on
+// into segments, so that bytes can be appended: a copy into the segment
+// at 0 (server-side), read back into the buffer when it is short.
+func (w *writer) unpackCommitted() error {
+	size := w.committed
+	key := w.d.keys.segmentKey(w.path, 0)
+	if size < w.d.cfg.ChunkSize {
+		if err := w.load(segment{key: w.key, size: size}); err != nil {
+			return err
+		}
+		w.base, w.stored = 0, false
+	} else {
+		var err error
+		if size <= MaxChunkSize {
+			_, err = w.d.core.CopyObject(w.ctx, w.d.cfg.Bucket, w.key, w.d.cfg.Bucket, key, w.d.copyHeaders(), minio.CopySrcOptions{}, minio.PutObjectOptions{})
+		} else {
+			err = errors.New("appending to a committed object above 5 GiB is not supported")
+		}
+		if err != nil {
+			return w.d.fail("reopen", w.path, err)
+		}
+		w.segs = []segment{{key: key, off: 0, size: size}}
+		w.base = size
+	}
+	w.committed = -1
+	return nil
+}
+
+// Close stores the buffered tail, so the file can be resumed from S3.
+func (w *writer) Close() error {
+	if w.closed || w.done {
+		return nil
+	}
+	w.closed = true
+	defer func() { w.buf = nil }()
+	if w.committed >= 0 || w.stored || (len(w.buf) == 0 && len(w.segs) > 0) {
+		return nil
+	}
+	return w.storeBuf()
+}
+
+func (w *writer) Commit(ctx context.Context) error {
+	if w.closed || w.done {
+		return fmt.Errorf("s3: commit of closed writer %s", w.path)
+	}
+	w.done = true
+	defer func() { w.buf = nil }()
+	if w.committed >= 0 {
+		return nil // nothing appended to the object
+	}
+	var err error
+	if len(w.segs) == 0 {
+		_, err = w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+	} else {
+		parts := make([]copyPart, len(w.segs))
+		for i, s := range w.segs {
+			parts[i] = copyPart{key: s.key, off: 0, size: s.size}
+		}
+		err = w.d.compose(ctx, w.key, parts, w.buf)
+	}
+	if err != nil {
+		return w.d.fail("commit", w.path, err)
+	}
+	if err := w.d.deleteState(ctx, w.path, false); err != nil {
+		// The object is complete; leftover segments are only garbage
+		// that the object hides and a Delete of the directory removes.
+		w.d.cfg.Logger.WarnContext(ctx, "s3: removing the upload segments after commit failed", "path", w.path, "err", err)
+	}
+	return nil
+}
+
+func (w *writer) Cancel(ctx context.Context) error {
+	w.closed, w.buf = true, nil
+	return w.d.deleteState(ctx, w.path, true)
+}
+
+var _ driver.FileWriter = (*writer)(nil)
