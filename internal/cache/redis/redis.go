@@ -31,6 +31,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -103,6 +104,10 @@ type Cache struct {
 func New(ctx context.Context, opts Options) *Cache {
 	co := opts.Client
 	co.ContextTimeoutEnabled = true
+	if co.DialerRetries <= 0 {
+		// One dial attempt per try: the probe is the retry loop.
+		co.DialerRetries = 1
+	}
 	c := &Cache{
 		client:    goredis.NewUniversalClient(&co),
 		opTimeout: opts.OpTimeout,
@@ -127,6 +132,7 @@ func New(ctx context.Context, opts Options) *Cache {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	quietOnce.Do(func() { goredis.SetLogger(debugLogger{c.log}) })
 	c.m.setUp(false)
 	if err := c.ping(ctx); err != nil {
 		c.markDown(err)
@@ -134,6 +140,17 @@ func New(ctx context.Context, opts Options) *Cache {
 		c.setUp()
 	}
 	return c
+}
+
+// quietOnce routes go-redis's own log lines (one per failed dial, which
+// would otherwise go to stderr on every probe) to the first cache's
+// logger at debug level; the cache logs Redis's state itself.
+var quietOnce sync.Once
+
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // Up reports whether the cache is using Redis (false while Redis is
