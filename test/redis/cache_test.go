@@ -111,6 +111,16 @@ func TestCacheScopingAndInvalidation(t *testing.T) {
 	if _, ok := stat(t, c, "", d); ok {
 		t.Error("hit on an entry with a malformed size")
 	}
+	if err := r.Client().Set(context.Background(), rediscache.KeyPrefix+"blobs::{"+d.String()+"}", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stat(t, c, "team/a", d); ok {
+		t.Error("hit on an entry that is not a hash")
+	}
+	if !c.Up() {
+		t.Error("a foreign value under the prefix took the cache down")
+	}
+	clear(t, c, "", d)
 
 	// FLUSHALL: misses, and the cache fills again.
 	set(t, c, "team/a", d, 42)

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,9 +321,14 @@ func (c *Cache) addPending(k string) {
 	c.m.setPending(len(c.pending))
 }
 
-// failed counts an operation's error and takes the cache down.
+// failed counts an operation's error and takes the cache down, unless
+// Redis answered that a key holds something else than a hash (a foreign
+// value under our prefix): that is a miss, not an outage.
 func (c *Cache) failed(op string, err error) {
 	c.m.error(op)
+	if strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		return
+	}
 	c.markDown(err)
 }
 
