@@ -69,7 +69,7 @@ var layers = []placement{
 	{pattern: "internal/registry/storage/driver/...", layer: layerDriver,
 		sameLayer: []string{"internal/registry/storage/driver/drivertest"}},
 	{pattern: "internal/registry/storage/driver/drivertest", layer: layerDriver, testOnly: true},
-	{pattern: "internal/cache/...", layer: layerDriver},
+	{pattern: "internal/cache/...", layer: layerDriver, sameLayer: []string{"internal/cache"}}, // implementations of the interface in internal/cache
 	{pattern: "internal/credcache", layer: layerDriver},
 	{pattern: "internal/ratelimit", layer: layerDriver},
 

@@ -60,8 +60,17 @@ func TestSeedConfigLoads(t *testing.T) {
 	if !cfg.Storage.Delete.Enabled || cfg.Log.Level != "debug" || cfg.HTTP.Headers["X-Content-Type-Options"][0] != "nosniff" {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "loglevel") {
-		t.Errorf("warnings = %q, want one about loglevel", cfg.Warnings)
+	// The seed's redis section is the registry 2 form: it loads, with a
+	// warning naming each new key.
+	wantWarnings := []string{
+		"top-level loglevel is deprecated; use log.level",
+		"redis.addr is deprecated (registry 2 form); use redis.addrs: [host:port]",
+		"redis.pool.maxidle is deprecated (registry 2 form); use redis.maxidleconns",
+		"redis.pool.maxactive is deprecated (registry 2 form); use redis.poolsize",
+		"redis.pool.idletimeout is deprecated (registry 2 form); use redis.connmaxidletime",
+	}
+	if diff := cmp.Diff(wantWarnings, cfg.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
 
@@ -136,6 +145,9 @@ func TestParseProblems(t *testing.T) {
 		{"two auths", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  htpasswd: {realm: r, path: " + dir + "/htpasswd}\n  none:\n", []string{"more than one access controller"}},
 		{"htpasswd missing file", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  htpasswd: {realm: r, path: " + dir + "/nope}\n", []string{"cannot read"}},
 		{"redis both forms", "version: 0.1\nstorage: {inmemory: {}}\nredis:\n  addr: a:1\n  addrs: [b:1]\n", []string{"both addr"}},
+		{"redis pool both forms", "version: 0.1\nstorage: {inmemory: {}}\nredis:\n  addrs: [a:1]\n  pool: {maxidle: 1, maxactive: 2, idletimeout: 1s}\n  maxidleconns: 1\n  poolsize: 2\n  connmaxidletime: 1s\n",
+			[]string{"redis.pool.maxidle (registry 2 form) and redis.maxidleconns", "redis.pool.maxactive (registry 2 form) and redis.poolsize", "redis.pool.idletimeout (registry 2 form) and redis.connmaxidletime"}},
+		{"redis negative timeout", "version: 0.1\nstorage: {inmemory: {}}\nredis:\n  addrs: [a:1]\n  readtimeout: -1s\n", []string{"redis durations"}},
 		{"redis cache without redis", "version: 0.1\nstorage:\n  inmemory:\n  cache:\n    blobdescriptor: redis\n", []string{"no addr or addrs"}},
 		{"bad cache", "version: 0.1\nstorage:\n  inmemory:\n  cache:\n    blobdescriptor: memcached\n", []string{"memcached"}},
 		{"bad regex", "version: 0.1\nstorage: {inmemory: {}}\nvalidation:\n  manifests:\n    urls:\n      allow: ['(']\n", []string{"invalid regular expression"}},

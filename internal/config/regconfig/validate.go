@@ -270,6 +270,26 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 	if r.DB < 0 || r.Pool.MaxIdle < 0 || r.Pool.MaxActive < 0 || r.MaxIdleConns < 0 || r.PoolSize < 0 {
 		add("redis", "redis numbers (db, pool sizes) must not be negative", "")
 	}
+	if r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 || r.Pool.IdleTimeout < 0 || r.ConnMaxIdleTime < 0 {
+		add("redis", "redis durations (timeouts, idle times) must not be negative", "")
+	}
+	// The registry 2 form still works; registry 3 renamed these keys.
+	for _, k := range []struct {
+		set, clash bool
+		old, new   string
+	}{
+		{r.Addr != "", false, "redis.addr", "redis.addrs: [host:port]"},
+		{r.Pool.MaxIdle != 0, r.MaxIdleConns != 0, "redis.pool.maxidle", "redis.maxidleconns"},
+		{r.Pool.MaxActive != 0, r.PoolSize != 0, "redis.pool.maxactive", "redis.poolsize"},
+		{r.Pool.IdleTimeout != 0, r.ConnMaxIdleTime != 0, "redis.pool.idletimeout", "redis.connmaxidletime"},
+	} {
+		switch {
+		case k.set && k.clash:
+			add(k.old, fmt.Sprintf("%s (registry 2 form) and %s (registry 3 form) are both set", k.old, strings.Split(k.new, ":")[0]), "keep "+strings.Split(k.new, ":")[0])
+		case k.set:
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s is deprecated (registry 2 form); use %s", k.old, k.new))
+		}
+	}
 
 	// auth
 	var kinds []string

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache"
+	"github.com/gatehouse-registry/gatehouse/internal/cache/redis"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
@@ -61,6 +63,7 @@ type App struct {
 	handler  *api.Handler
 	metrics  *prometheus.Registry
 	tls      *tlsutil.Reloader
+	redis    *redis.Cache // nil unless storage.cache.blobdescriptor is redis
 	healthy  atomic.Bool
 
 	main, debug *server.Server
@@ -88,8 +91,10 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	case "inmemory":
 		bdc = cache.NewLRU(*cfg.Storage.Cache.BlobDescriptorSize)
 	case "redis":
-		log.Warn("storage.cache.blobdescriptor: redis is not supported yet; using the in-memory cache (content is unaffected)")
-		bdc = cache.NewLRU(*cfg.Storage.Cache.BlobDescriptorSize)
+		if a.redis, err = openRedisCache(ctx, cfg.Redis, log, a.metrics); err != nil {
+			return nil, err
+		}
+		bdc = a.redis
 	}
 	urls := cfg.Validation.Manifests.URLs
 	urlPolicy, err := storage.CompileURLPolicy(cfg.Validation.Disabled, urls.Allow, urls.Deny)
@@ -269,6 +274,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.cfg.Health.StorageDriver.Enabled {
 		wg.Go(func() { a.watchHealth(ctx) })
 	}
+	if a.redis != nil {
+		wg.Go(func() { a.redis.Run(ctx) })
+	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
 		wg.Go(func() { a.purgeUploads(ctx) })
 	}
@@ -295,6 +303,9 @@ func (a *App) Close() error {
 		}
 		if c, ok := a.driver.(io.Closer); ok {
 			err = errors.Join(err, c.Close())
+		}
+		if a.redis != nil {
+			err = errors.Join(err, a.redis.Close())
 		}
 	})
 	return err
@@ -335,12 +346,20 @@ func (a *App) debugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		// Only storage decides the status. The cache is optional: a Redis
+		// that is down is reported, but the registry stays healthy (it
+		// serves from storage).
+		detail := map[string]string{}
+		status := http.StatusOK
 		if !a.healthy.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"storagedriver":"unhealthy"}`)
-			return
+			status = http.StatusServiceUnavailable
+			detail["storagedriver"] = "unhealthy"
 		}
-		_, _ = io.WriteString(w, "{}")
+		if a.redis != nil && !a.redis.Up() {
+			detail["redis"] = "unreachable"
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(detail)
 	})
 	if p := a.cfg.HTTP.Debug.Prometheus; p.Enabled {
 		mux.Handle(p.Path, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-registry/gatehouse/internal/cache/redis"
+	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
+)
+
+// Redis timeouts when the config leaves them out. The cache only
+// accelerates, so they are short: a slow Redis costs a request at most
+// dial + read + write before the cache steps aside.
+const (
+	defaultRedisDialTimeout  = 500 * time.Millisecond
+	defaultRedisReadTimeout  = 250 * time.Millisecond
+	defaultRedisWriteTimeout = 250 * time.Millisecond
+)
+
+// redisOptions maps the redis section, in either of its forms, onto
+// go-redis options. The registry 2 form (addr, pool.maxidle,
+// pool.maxactive, pool.idletimeout) and the registry 3 form (addrs,
+// maxidleconns, poolsize, connmaxidletime) may not both set one setting
+// (regconfig refuses that); the deprecation warnings are regconfig's.
+// Several addresses make a cluster client, one a plain client.
+func redisOptions(r regconfig.Redis) (goredis.UniversalOptions, error) {
+	o := goredis.UniversalOptions{
+		Addrs:           r.Addresses(),
+		Username:        r.Username,
+		Password:        r.Password.Reveal(),
+		DB:              r.DB,
+		DialTimeout:     orDefault(r.DialTimeout, defaultRedisDialTimeout),
+		ReadTimeout:     orDefault(r.ReadTimeout, defaultRedisReadTimeout),
+		WriteTimeout:    orDefault(r.WriteTimeout, defaultRedisWriteTimeout),
+		PoolSize:        r.PoolSize,
+		MaxIdleConns:    r.MaxIdleConns,
+		ConnMaxIdleTime: r.ConnMaxIdleTime,
+		// One retry on a fresh connection covers a connection Redis closed
+		// (a restart); the operation timeout bounds both tries.
+		MaxRetries: 1,
+	}
+	// Waiting for a pooled connection counts as a read: as long, no longer.
+	o.PoolTimeout = o.ReadTimeout
+	p := r.Pool
+	if p.MaxActive > 0 && o.PoolSize == 0 {
+		// redigo's maxactive was a hard cap on connections.
+		o.PoolSize, o.MaxActiveConns = p.MaxActive, p.MaxActive
+	}
+	if p.MaxIdle > 0 && o.MaxIdleConns == 0 {
+		o.MaxIdleConns = p.MaxIdle
+	}
+	if p.IdleTimeout > 0 && o.ConnMaxIdleTime == 0 {
+		o.ConnMaxIdleTime = p.IdleTimeout
+	}
+	t := r.TLS
+	if t.Enabled || t.Certificate != "" || len(t.RootCAs) > 0 {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if len(t.RootCAs) > 0 {
+			pool := x509.NewCertPool()
+			for _, f := range t.RootCAs {
+				certs, err := tlsutil.LoadCertificates(f)
+				if err != nil {
+					return o, fmt.Errorf("redis.tls.rootcas: %w", err)
+				}
+				for _, c := range certs {
+					pool.AddCert(c)
+				}
+			}
+			tc.RootCAs = pool
+		}
+		if t.Certificate != "" {
+			kp, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
+			if err != nil {
+				return o, fmt.Errorf("redis.tls.certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{kp}
+		}
+		o.TLSConfig = tc
+	}
+	return o, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// openRedisCache connects the blob descriptor cache to the redis section.
+// An unreachable Redis is not an error: the registry serves from storage
+// and the cache reconnects by itself.
+func openRedisCache(ctx context.Context, r regconfig.Redis, log *slog.Logger, reg prometheus.Registerer) (*redis.Cache, error) {
+	o, err := redisOptions(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := redis.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	c := redis.New(ctx, redis.Options{Client: o, Logger: log.With("cache", "redis"), Metrics: m})
+	log.Info("blob descriptor cache on redis", "addrs", o.Addrs, "db", o.DB, "tls", o.TLSConfig != nil, "reachable", c.Up())
+	return c, nil
+}
