@@ -10,6 +10,11 @@
 // from a group search. Empty accounts and passwords are refused before any
 // network traffic, so an unauthenticated bind can never pass for a login.
 //
+// The account's name after a login is the entry's own spelling of it (see
+// Config.AccountAttribute), returned by AuthenticateAccount: a directory
+// matches "UserA" and "usera" to one entry, and the auth server must see
+// one account.
+//
 // Results: labels on success, authn.ErrNoMatch when the filter finds no one,
 // authn.ErrWrongPass for a wrong password (or an ambiguous filter), an error
 // wrapping authn.ErrUnavailable when the directory cannot be reached in time.
