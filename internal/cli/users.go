@@ -201,7 +201,11 @@ func runUsersEdit(cmd *cobra.Command, op usersOp, verb, file, name string, cost 
 				_, _ = fmt.Fprintln(stderr, p.String())
 			}
 		}
-		return fail(exitFailure, fmt.Errorf("users %s: the edited file would not pass 'gatehouse config check'; %s is unchanged", verb, file))
+		why := "the edited file would not pass 'gatehouse config check'"
+		if _, err := authconfig.Parse(file, data); err != nil {
+			why = "the file has problems this edit does not fix (above)"
+		}
+		return fail(exitFailure, fmt.Errorf("users %s: %s; %s is unchanged", verb, why, file))
 	}
 	if err := replaceFile(file, data, out); err != nil {
 		return fail(exitFailure, fmt.Errorf("users %s: %w", verb, err))

@@ -131,6 +131,8 @@ func TestUsersEdit(t *testing.T) {
 			strings.Replace(usersSample, `password: "HASH_A"   # set in 2024`, `password: "NEWHASH"   # set in 2024`, 1)},
 		{"passwd keeps single quotes", usersSample, []string{"passwd", "bob"}, "new-pw\n",
 			strings.Replace(usersSample, `password: 'HASH_B'`, `password: 'NEWHASH'`, 1)},
+		{"passwd repairs a password that is not a hash", strings.Replace(usersSample, `'HASH_B'`, `'plain text'`, 1), []string{"passwd", "bob"}, "new-pw\n",
+			strings.Replace(usersSample, `password: 'HASH_B'`, `password: 'NEWHASH'`, 1)},
 		{"remove takes the user's comment along", usersSample, []string{"remove", "alice"}, "",
 			strings.Replace(usersSample, "  # Alice from accounting.\n  alice:\n    password: \"HASH_A\"   # set in 2024\n    labels:\n      groups: [dev, ops]\n", "", 1)},
 		{"remove the last user", usersSample, []string{"remove", "bob"}, "",
@@ -220,7 +222,7 @@ func TestUsersEditRefused(t *testing.T) {
 		{"empty password", usersSample, []string{"add", "carol"}, "\n", 1, "password is empty"},
 		{"no password", usersSample, []string{"add", "carol"}, "", 1, "no password"},
 		{"password too long", usersSample, []string{"add", "carol"}, strings.Repeat("x", 73) + "\n", 1, "72 bytes"},
-		{"file with problems", strings.Replace(usersSample, "expiration: 900", "expiration: -1", 1), []string{"add", "carol"}, "pw\n", 1, "would not pass"},
+		{"file with problems", strings.Replace(usersSample, "expiration: 900", "expiration: -1", 1), []string{"add", "carol"}, "pw\n", 1, "problems this edit does not fix"},
 		{"no --config", "", []string{"add", "carol"}, "pw\n", 2, "--config"},
 	}
 	for _, tc := range tests {
