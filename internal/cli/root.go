@@ -75,6 +75,7 @@ It reads cesanta/docker_auth's auth_config.yml and distribution's config.yml as 
 		newConfigCmd(),
 		newACLCmd(),
 		newHashPasswordCmd(),
+		newUsersCmd(),
 		newCertsCmd(),
 		newTokenCmd(),
 		newGCCmd(),
