@@ -321,11 +321,23 @@ func (r *run) authClock(iat time.Time, hasIat bool) (time.Duration, bool) {
 	return r.authOffset, r.authDated
 }
 
+// signedDur formats a clock offset. Offsets are measured to a second or
+// two (Date headers and iat have one-second resolution), so they are shown
+// as whole seconds, under 2 s as 0, and from a minute up to 5 s.
 func signedDur(d time.Duration) string {
-	if d >= 0 {
-		return "+" + roundDur(d)
+	sign := "+"
+	if d < 0 {
+		sign, d = "-", -d
 	}
-	return "-" + roundDur(-d)
+	switch {
+	case d < 2*time.Second:
+		return "+0s"
+	case d < time.Minute:
+		d = d.Round(time.Second)
+	default:
+		d = d.Round(5 * time.Second)
+	}
+	return sign + d.String()
 }
 
 // clockSummary describes the registry's and auth server's clocks relative

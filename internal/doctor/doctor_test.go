@@ -635,3 +635,19 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSignedDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                "+0s",
+		-1500 * time.Millisecond:         "+0s",
+		3 * time.Second:                  "+3s",
+		-40 * time.Second:                "-40s",
+		4*time.Minute + 59*time.Second:   "+5m0s",
+		-(5*time.Minute + 1*time.Second): "-5m0s",
+		time.Hour + 2*time.Minute + 12*time.Second: "+1h2m10s",
+	} {
+		if got := signedDur(d); got != want {
+			t.Errorf("signedDur(%s) = %s, want %s", d, got, want)
+		}
+	}
+}
