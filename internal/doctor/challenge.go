@@ -135,16 +135,12 @@ func (l *lexer) paramAhead() bool {
 	if j >= len(l.s) || l.s[j] != '=' {
 		return false
 	}
-	// "abc==" or "abc=" followed by the end or a comma is a token68, not a
-	// parameter with an empty value... unless a value follows.
+	// "abc==" is a token68 (its padding), not a parameter.
 	k := j
 	for k < len(l.s) && l.s[k] == '=' {
 		k++
 	}
-	if k-j > 1 {
-		return false
-	}
-	return true
+	return k-j == 1
 }
 
 // token68Ahead reports whether a token68 (and nothing else) follows up to

@@ -219,7 +219,7 @@ func (info *tokenInfo) checkSignature() error {
 	if len(info.chain) == 0 {
 		return nil
 	}
-	jws, err := jose.ParseSigned(info.raw, []jose.SignatureAlgorithm{
+	jws, err := jose.ParseSignedCompact(info.raw, []jose.SignatureAlgorithm{
 		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
 		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 	})
