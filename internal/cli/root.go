@@ -78,6 +78,7 @@ It reads cesanta/docker_auth's auth_config.yml and distribution's config.yml as 
 		newUsersCmd(),
 		newCertsCmd(),
 		newTokenCmd(),
+		newDoctorCmd(),
 		newGCCmd(),
 		newStorageCmd(),
 		newVersionCmd(),
