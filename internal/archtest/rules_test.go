@@ -53,6 +53,9 @@ var layers = []placement{
 	{pattern: "internal/registry/app", layer: layerComposition},   // the registry's composition: config -> driver -> cache -> auth -> handler
 	{pattern: "internal/authserver/app", layer: layerComposition}, // the auth half's lifecycle: chain, listeners, reloads
 	{pattern: "internal/bootstrap", layer: layerComposition},
+	// doctor is a client of a deployment: it knows the token format and the
+	// challenge, nothing of the servers.
+	{pattern: "internal/doctor", layer: layerHTTP},
 
 	{pattern: "internal/authserver", layer: layerHTTP},
 	{pattern: "internal/registry/api", layer: layerHTTP},
