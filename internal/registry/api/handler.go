@@ -52,6 +52,9 @@ type Options struct {
 	DisableRedirect bool
 	// Metrics, when set, counts requests.
 	Metrics *Metrics
+	// Events, when set, receives an event for every push, pull, delete and
+	// mount (notifications).
+	Events Events
 	// Healthy, when set, is asked before every request: false answers 503
 	// (the storage health check is failing).
 	Healthy func() bool
