@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
@@ -63,7 +64,8 @@ type App struct {
 	handler  *api.Handler
 	metrics  *prometheus.Registry
 	tls      *tlsutil.Reloader
-	redis    *redis.Cache // nil unless storage.cache.blobdescriptor is redis
+	redis    *redis.Cache     // nil unless storage.cache.blobdescriptor is redis
+	notifier *notify.Notifier // nil without enabled notification endpoints
 	healthy  atomic.Bool
 
 	main, debug *server.Server
@@ -117,6 +119,13 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, err
 	}
+	if a.notifier, err = openNotifier(cfg, log, a.metrics); err != nil {
+		return nil, err
+	}
+	var events api.Events
+	if a.notifier != nil {
+		events = a.notifier
+	}
 	_ = a.metrics.Register(collectors.NewGoCollector())
 	_ = a.metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler, err = api.New(api.Options{
@@ -135,6 +144,7 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 		MaxEntries:      cfg.Catalog.MaxEntries,
 		DisableRedirect: cfg.Storage.Redirect.Disable,
 		Metrics:         m,
+		Events:          events,
 		Healthy:         a.healthy.Load,
 	})
 	if err != nil {
@@ -277,6 +287,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.redis != nil {
 		wg.Go(func() { a.redis.Run(ctx) })
 	}
+	if a.notifier != nil {
+		wg.Go(func() { a.notifier.Run(ctx) })
+	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
 		wg.Go(func() { a.purgeUploads(ctx) })
 	}
@@ -306,6 +319,9 @@ func (a *App) Close() error {
 		}
 		if a.redis != nil {
 			err = errors.Join(err, a.redis.Close())
+		}
+		if a.notifier != nil {
+			err = errors.Join(err, a.notifier.Close())
 		}
 	})
 	return err
