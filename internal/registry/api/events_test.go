@@ -94,7 +94,7 @@ func TestEvents(t *testing.T) {
 	do(t, h, "GET", "/v2/team/app/manifests/"+md.String(), nil)
 	do(t, h, "GET", "/v2/team/app/blobs/"+cd.String(), nil)
 	do(t, h, "GET", "/v2/team/app/blobs/"+cd.String(), nil, "Range", "bytes=50-60") // 416: nothing pulled
-	do(t, h, "GET", "/v2/team/app/manifests/nope", nil)                                  // 404
+	do(t, h, "GET", "/v2/team/app/manifests/nope", nil)                             // 404
 	mpull := func(tag string) notify.Event {
 		return notify.Event{Action: "pull", Repository: "team/app", Tag: tag, MediaType: ocispec.MediaTypeImageManifest, Digest: md.String(),
 			Size: int64(len(payload)), URL: base + "team/app/manifests/" + md.String(), Actor: "alice"}
