@@ -56,7 +56,7 @@ type Options struct {
 	// mount (notifications).
 	Events Events
 	// Healthy, when set, is asked before every request: false answers 503
-	// (the storage health check is failing).
+	// (a health check is failing).
 	Healthy func() bool
 }
 
@@ -142,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	if h.opts.Healthy != nil && !h.opts.Healthy() {
-		err = &Error{Code: CodeUnavailable, Message: "storage is unhealthy"}
+		err = &Error{Code: CodeUnavailable, Message: "the registry is unhealthy: a health check is failing"}
 	} else {
 		err = h.serve(rw, r, ri)
 	}
