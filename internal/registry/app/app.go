@@ -102,7 +102,12 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, err
 	}
+	rd, err := redirector(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.registry = storage.New(a.driver, storage.Options{
+		Redirector:   rd,
 		Delete:       cfg.Storage.Delete.Enabled,
 		ReadOnly:     cfg.ReadOnly(),
 		Cache:        bdc,
