@@ -168,12 +168,11 @@ func TestEnvelope(t *testing.T) {
 	if h := rc.headers[0].Get("Authorization"); h != "Bearer s3cret-token" {
 		t.Errorf("Authorization = %q", h)
 	}
-	testenv.Eventually(t, 10*time.Second, "the delivered event removed", func() bool { return f.n.QueueLen("hook") == 0 })
+	testenv.Eventually(t, 10*time.Second, "the delivered event counted and removed", func() bool {
+		return f.n.QueueLen("hook") == 0 && testutil.ToFloat64(f.n.m.delivered.WithLabelValues("hook")) == 1
+	})
 	if n, err := testutil.GatherAndCount(f.reg, "gatehouse_registry_notifications_delivered_total"); err != nil || n != 1 {
 		t.Errorf("delivered metric series = %d, %v", n, err)
-	}
-	if d := testutil.ToFloat64(f.n.m.delivered.WithLabelValues("hook")); d != 1 {
-		t.Errorf("delivered = %v", d)
 	}
 }
 
