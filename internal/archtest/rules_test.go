@@ -68,6 +68,8 @@ var layers = []placement{
 	// htpasswd checks passwords with the static users' checker.
 	{pattern: "internal/registry/auth", layer: layerLogic, sameLayer: []string{"internal/token", "internal/authn/static"}},
 	{pattern: "internal/registry/storage", layer: layerLogic},
+	{pattern: "internal/registry/notify", layer: layerLogic}, // webhook events: disk queues and delivery
+	{pattern: "internal/registry/health", layer: layerLogic}, // periodic health checks
 
 	{pattern: "internal/registry/storage/driver/...", layer: layerDriver,
 		sameLayer: []string{"internal/registry/storage/driver/drivertest"}},

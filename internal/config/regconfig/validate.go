@@ -379,6 +379,7 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 	if c.Health.StorageDriver.Interval < 0 || c.Health.StorageDriver.Threshold < 0 {
 		add("health.storagedriver", "health.storagedriver interval and threshold must not be negative", "")
 	}
+	c.validateExtra(add)
 	return ps
 }
 
@@ -458,4 +459,5 @@ func (c *Config) setDefaults() {
 	if hs.Threshold == 0 {
 		hs.Threshold = 1
 	}
+	c.setExtraDefaults()
 }
