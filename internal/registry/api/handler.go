@@ -139,7 +139,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	if h.opts.Healthy != nil && !h.opts.Healthy() {
-		err = &Error{Code: CodeUnavailable, Message: "storage is unhealthy"}
+		err = &Error{Code: CodeUnavailable, Message: "storage is unhealthy",
+			Header: http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}}
 	} else {
 		err = h.serve(rw, r, ri)
 	}

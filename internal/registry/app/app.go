@@ -65,6 +65,9 @@ type App struct {
 	tls      *tlsutil.Reloader
 	redis    *redis.Cache // nil unless storage.cache.blobdescriptor is redis
 	healthy  atomic.Bool
+	// healthErr is the last failed storage check's message (a string;
+	// "" when passing), for /debug/health.
+	healthErr atomic.Value
 
 	main, debug *server.Server
 	closeOnce   sync.Once
@@ -354,6 +357,9 @@ func (a *App) debugHandler() http.Handler {
 		if !a.healthy.Load() {
 			status = http.StatusServiceUnavailable
 			detail["storagedriver"] = "unhealthy"
+			if msg, _ := a.healthErr.Load().(string); msg != "" {
+				detail["storagedriver"] = "unhealthy: " + msg
+			}
 		}
 		if a.redis != nil && !a.redis.Up() {
 			detail["redis"] = "unreachable"
@@ -372,8 +378,9 @@ func (a *App) debugHandler() http.Handler {
 	return mux
 }
 
-// watchHealth stats the storage root every interval; threshold failures in
-// a row mark the registry unhealthy (503) until a check passes.
+// watchHealth checks that storage answers every interval (driver.Pinger:
+// S3 asks the bucket; the filesystem stats its root); threshold failures
+// in a row mark the registry unhealthy (503) until a check passes.
 func (a *App) watchHealth(ctx context.Context) {
 	hc := a.cfg.Health.StorageDriver
 	t := time.NewTicker(hc.Interval)
@@ -386,9 +393,10 @@ func (a *App) watchHealth(ctx context.Context) {
 		case <-t.C:
 		}
 		cctx, cancel := context.WithTimeout(ctx, hc.Interval)
-		_, err := a.driver.Stat(cctx, "/")
+		err := ping(cctx, a.driver)
 		cancel()
-		if err != nil && !driver.IsNotFound(err) {
+		if err != nil {
+			a.healthErr.Store(err.Error())
 			failures++
 			if failures >= hc.Threshold && a.healthy.Swap(false) {
 				a.log.Error("storage health check failing; answering 503", "err", err)
@@ -396,10 +404,22 @@ func (a *App) watchHealth(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		a.healthErr.Store("")
 		if !a.healthy.Swap(true) {
 			a.log.Info("storage health check passing again")
 		}
 	}
+}
+
+// ping checks that d's storage can be reached.
+func ping(ctx context.Context, d driver.Driver) error {
+	if p, ok := d.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	if _, err := d.Stat(ctx, "/"); err != nil && !driver.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // purgeUploads removes abandoned uploads, then the stale debris of
