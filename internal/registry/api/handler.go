@@ -142,7 +142,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	if h.opts.Healthy != nil && !h.opts.Healthy() {
-		err = &Error{Code: CodeUnavailable, Message: "the registry is unhealthy: a health check is failing"}
+		err = &Error{Code: CodeUnavailable, Message: "the registry is unhealthy: a health check is failing",
+			Header: http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}}
 	} else {
 		err = h.serve(rw, r, ri)
 	}

@@ -391,6 +391,17 @@ func (a *App) debugHandler() http.Handler {
 	return mux
 }
 
+// ping checks that d's storage can be reached.
+func ping(ctx context.Context, d driver.Driver) error {
+	if p, ok := d.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	if _, err := d.Stat(ctx, "/"); err != nil && !driver.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
 // purgeUploads removes abandoned uploads, then the stale debris of
 // interrupted writes, every interval (first run after a random delay of up
 // to a minute, so replicas do not all run together).

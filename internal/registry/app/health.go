@@ -17,12 +17,7 @@ func healthChecks(cfg *regconfig.Config, d driver.Driver) []health.Check {
 	var out []health.Check
 	if sd := cfg.Health.StorageDriver; sd.Enabled {
 		out = append(out, health.Check{Name: "storagedriver", Interval: sd.Interval, Threshold: sd.Threshold,
-			Probe: func(ctx context.Context) error {
-				if _, err := d.Stat(ctx, "/"); err != nil && !driver.IsNotFound(err) {
-					return err
-				}
-				return nil
-			}})
+			Probe: func(ctx context.Context) error { return ping(ctx, d) }})
 	}
 	for _, f := range cfg.Health.File {
 		out = append(out, health.Check{Name: f.File, Interval: f.Interval, Threshold: 1, Probe: health.FileProbe(f.File)})
