@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -254,4 +255,54 @@ func removeStaleSocket(ctx context.Context, path string) error {
 		return fmt.Errorf("listen: remove stale socket: %w", err)
 	}
 	return nil
+}
+
+// Group runs a process's servers and background tasks together: Run
+// serves main and every extra server (a debug or metrics listener) and
+// runs every task until ctx ends or any server fails, then drains them all
+// and waits for the tasks to return. It is how both halves, and serve,
+// run. Nil servers are skipped.
+type Group struct {
+	Main  *Server
+	Extra []*Server
+	Tasks []func(ctx context.Context)
+}
+
+// Run runs the group (see Group). Its error joins every server's.
+func (g Group) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(g.Extra))
+	for _, s := range g.Extra {
+		if s == nil {
+			continue
+		}
+		wg.Go(func() {
+			defer cancel()
+			errs <- s.Run(ctx)
+		})
+	}
+	for _, task := range g.Tasks {
+		wg.Go(func() { task(ctx) })
+	}
+	err := g.Main.Run(ctx)
+	cancel()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
+// Close closes every server of the group at once (see Server.Close).
+func (g Group) Close() error {
+	var err error
+	for _, s := range append([]*Server{g.Main}, g.Extra...) {
+		if s != nil {
+			err = errors.Join(err, s.Close())
+		}
+	}
+	return err
 }

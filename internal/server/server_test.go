@@ -236,3 +236,57 @@ func TestWatchFiles(t *testing.T) {
 	for range ch { // drains, then closed
 	}
 }
+
+// TestGroupStopsTogether: a failing extra server stops the main one and
+// the tasks; ending the context stops everything cleanly.
+func TestGroupStopsTogether(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	newServer := func() *Server {
+		s, err := New(context.Background(), Config{Addr: "127.0.0.1:0", Handler: h, DrainTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Run("context ends", func(t *testing.T) {
+		main, extra := newServer(), newServer()
+		taskDone := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- Group{Main: main, Extra: []*Server{extra, nil}, Tasks: []func(context.Context){
+				func(ctx context.Context) { <-ctx.Done(); close(taskDone) },
+			}}.Run(ctx)
+		}()
+		resp, err := http.Get(extra.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		<-taskDone
+	})
+	t.Run("extra fails", func(t *testing.T) {
+		main, extra := newServer(), newServer()
+		done := make(chan error, 1)
+		go func() { done <- Group{Main: main, Extra: []*Server{extra}}.Run(context.Background()) }()
+		// Closing the extra listener under it makes its Serve fail.
+		if err := extra.ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("want the extra server's error")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the main server kept running after the extra one failed")
+		}
+		if err := (Group{Main: main, Extra: []*Server{extra}}).Close(); err != nil {
+			t.Fatalf("Close after Run: %v", err)
+		}
+	})
+}

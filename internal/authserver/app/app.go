@@ -98,26 +98,14 @@ func (a *App) URL() string { return a.main.URL() }
 // Run serves until ctx ends, reloading on SIGHUP or a changed file, then
 // drains requests in flight. Either listener failing stops both.
 func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	if a.metrics != nil {
-		wg.Go(func() {
-			defer cancel()
-			errs <- a.metrics.Run(ctx)
-		})
-	}
-	wg.Go(func() { server.ReloadLoop(ctx, a.log, pollInterval, a.watched(), a.reload, nil) })
 	a.log.Info("gatehouse auth server starting", "config", a.file, "issuer", a.cfg.Token.Issuer, "url", a.main.URL())
-	err := a.main.Run(ctx)
-	cancel()
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
-	return err
+	return server.Group{
+		Main:  a.main,
+		Extra: []*server.Server{a.metrics},
+		Tasks: []func(context.Context){func(ctx context.Context) {
+			server.ReloadLoop(ctx, a.log, pollInterval, a.watched(), a.reload, nil)
+		}},
+	}.Run(ctx)
 }
 
 // Close releases the listeners and the chain's backends. It is safe to
@@ -125,11 +113,7 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
-		for _, s := range []*server.Server{a.main, a.metrics} {
-			if s != nil {
-				err = errors.Join(err, s.Close())
-			}
-		}
+		err = server.Group{Main: a.main, Extra: []*server.Server{a.metrics}}.Close()
 		if a.srv != nil {
 			err = errors.Join(err, a.srv.Close())
 		}

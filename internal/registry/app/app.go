@@ -276,36 +276,21 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 // upload purging and certificate reloads (SIGHUP, or a changed file) run
 // alongside. Either listener failing stops both.
 func (a *App) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	if a.debug != nil {
-		wg.Go(func() {
-			defer cancel()
-			errs <- a.debug.Run(ctx)
-		})
+	tasks := []func(context.Context){
+		func(ctx context.Context) { server.ReloadLoop(ctx, a.log, certPollInterval, a.watched(), a.reload, nil) },
+		a.health.Run,
 	}
-	wg.Go(func() { server.ReloadLoop(ctx, a.log, certPollInterval, a.watched(), a.reload, nil) })
-	wg.Go(func() { a.health.Run(ctx) })
 	if a.redis != nil {
-		wg.Go(func() { a.redis.Run(ctx) })
+		tasks = append(tasks, a.redis.Run)
 	}
 	if a.notifier != nil {
-		wg.Go(func() { a.notifier.Run(ctx) })
+		tasks = append(tasks, a.notifier.Run)
 	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
-		wg.Go(func() { a.purgeUploads(ctx) })
+		tasks = append(tasks, a.purgeUploads)
 	}
 	a.log.Info("registry starting", "url", a.main.URL(), "storage", a.driver.Name(), "auth", authName(a.cfg))
-	err := a.main.Run(ctx)
-	cancel()
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
-	return err
+	return server.Group{Main: a.main, Extra: []*server.Server{a.debug}, Tasks: tasks}.Run(ctx)
 }
 
 // Close releases the listeners and the storage driver. It is safe to call
@@ -313,11 +298,7 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
-		for _, s := range []*server.Server{a.main, a.debug} {
-			if s != nil {
-				err = errors.Join(err, s.Close())
-			}
-		}
+		err = server.Group{Main: a.main, Extra: []*server.Server{a.debug}}.Close()
 		if c, ok := a.driver.(io.Closer); ok {
 			err = errors.Join(err, c.Close())
 		}
