@@ -38,12 +38,18 @@ and the running one stays. SIGTERM or SIGINT drains requests in flight, then exi
 // printProblems writes every problem of a config error on a line of its own
 // and returns the error to exit with.
 func printProblems(stderr io.Writer, file string, err error) error {
+	return reportProblems(stderr, file, err, "not starting")
+}
+
+// reportProblems is printProblems with the refusal said at the end
+// ("not starting", "not collecting garbage").
+func reportProblems(stderr io.Writer, file string, err error, refusal string) error {
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
 			_, _ = fmt.Fprintln(stderr, p.String())
 		}
-		return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not starting", file, len(ps)))
+		return fail(exitFailure, fmt.Errorf("%s: %d problem(s); %s", file, len(ps), refusal))
 	}
 	return fail(exitFailure, err)
 }

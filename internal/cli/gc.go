@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse-registry/gatehouse/internal/config"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/app"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
@@ -46,16 +45,9 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			cfg, err := regconfig.Load(args[0])
+			cfg, err := loadRegistryConfig(stderr, args[0], "not collecting garbage")
 			if err != nil {
-				var ps config.Problems
-				if errors.As(err, &ps) {
-					for _, p := range ps {
-						_, _ = fmt.Fprintln(stderr, p.String())
-					}
-					return fail(exitFailure, fmt.Errorf("%s: %d problem(s); not collecting garbage", args[0], len(ps)))
-				}
-				return fail(exitFailure, err)
+				return err
 			}
 			if !cfg.Storage.Maintenance.ReadOnly.Enabled && !readOnly {
 				return fail(exitFailure, errGCWritable)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse-registry/gatehouse/internal/config"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/app"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
@@ -174,12 +173,5 @@ func loadRegistryConfig(stderr io.Writer, file, refusal string) (*regconfig.Conf
 	if err == nil {
 		return cfg, nil
 	}
-	var ps config.Problems
-	if errors.As(err, &ps) {
-		for _, p := range ps {
-			_, _ = fmt.Fprintln(stderr, p.String())
-		}
-		return nil, fail(exitFailure, fmt.Errorf("%s: %d problem(s); %s", file, len(ps), refusal))
-	}
-	return nil, fail(exitFailure, err)
+	return nil, reportProblems(stderr, file, err, refusal)
 }
