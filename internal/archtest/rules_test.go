@@ -65,6 +65,8 @@ var layers = []placement{
 	// htpasswd checks passwords with the static users' checker.
 	{pattern: "internal/registry/auth", layer: layerLogic, sameLayer: []string{"internal/token", "internal/authn/static"}},
 	{pattern: "internal/registry/storage", layer: layerLogic},
+	// The pull-through cache stores what it fetches through the storage logic.
+	{pattern: "internal/registry/proxy", layer: layerLogic, sameLayer: []string{"internal/registry/storage"}},
 
 	{pattern: "internal/registry/storage/driver/...", layer: layerDriver,
 		sameLayer: []string{"internal/registry/storage/driver/drivertest"}},
@@ -120,6 +122,10 @@ var bans = []ban{
 	{
 		name: "logic reads no configuration files: it takes its own options, filled in by a composition",
 		from: "internal/registry/storage/...", to: "internal/config/...",
+	},
+	{
+		name: "logic reads no configuration files: it takes its own options, filled in by a composition",
+		from: "internal/registry/proxy", to: "internal/config/...",
 	},
 	{
 		name: "a storage driver imports only the driver contract and leaf utilities",

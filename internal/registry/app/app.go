@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/proxy"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
@@ -64,6 +65,7 @@ type App struct {
 	metrics  *prometheus.Registry
 	tls      *tlsutil.Reloader
 	redis    *redis.Cache // nil unless storage.cache.blobdescriptor is redis
+	proxy    *proxy.Cache // nil unless the proxy section is set
 	healthy  atomic.Bool
 
 	main, debug *server.Server
@@ -119,6 +121,13 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	}
 	_ = a.metrics.Register(collectors.NewGoCollector())
 	_ = a.metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var pull api.PullThrough
+	if cfg.Proxy != nil {
+		if a.proxy, err = newProxy(ctx, cfg, a.registry, log, a.metrics); err != nil {
+			return nil, err
+		}
+		pull = a.proxy
+	}
 	a.handler, err = api.New(api.Options{
 		Registry:        a.registry,
 		Auth:            ctl,
@@ -136,6 +145,7 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 		DisableRedirect: cfg.Storage.Redirect.Disable,
 		Metrics:         m,
 		Healthy:         a.healthy.Load,
+		Proxy:           pull,
 	})
 	if err != nil {
 		return nil, err
@@ -277,6 +287,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.redis != nil {
 		wg.Go(func() { a.redis.Run(ctx) })
 	}
+	if a.proxy != nil {
+		wg.Go(func() { a.proxy.Run(ctx) })
+	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
 		wg.Go(func() { a.purgeUploads(ctx) })
 	}
@@ -306,6 +319,9 @@ func (a *App) Close() error {
 		}
 		if a.redis != nil {
 			err = errors.Join(err, a.redis.Close())
+		}
+		if a.proxy != nil {
+			err = errors.Join(err, a.proxy.Close())
 		}
 	})
 	return err
