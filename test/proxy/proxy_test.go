@@ -214,8 +214,8 @@ func pushRaw(t *testing.T, base, repo, tag string, config []byte, layers ...[]by
 		d := "sha256:" + hex.EncodeToString(sum[:])
 		req, _ := http.NewRequest(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", nil)
 		req.SetBasicAuth(upstreamUser, upstreamPass)
-		resp := mustDo(t, req, http.StatusAccepted)
-		loc, err := url.Parse(resp.Header.Get("Location"))
+		hdr := mustDo(t, req, http.StatusAccepted)
+		loc, err := url.Parse(hdr.Get("Location"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,8 @@ func pushRaw(t *testing.T, base, repo, tag string, config []byte, layers ...[]by
 
 var client = &http.Client{Timeout: 2 * time.Minute}
 
-func mustDo(t *testing.T, req *http.Request, want int) *http.Response {
+// mustDo sends req, reads and closes the answer, and returns its headers.
+func mustDo(t *testing.T, req *http.Request, want int) http.Header {
 	t.Helper()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -261,10 +262,10 @@ func mustDo(t *testing.T, req *http.Request, want int) *http.Response {
 	if resp.StatusCode != want {
 		t.Fatalf("%s %s: HTTP %d, want %d: %s", req.Method, req.URL, resp.StatusCode, want, body)
 	}
-	return resp
+	return resp.Header
 }
 
-// cacheGet sends method to the cache as the client user; it returns the
+// cacheDo sends method to the cache as the client user; it returns the
 // status, headers and body.
 func (e *env) cacheDo(t *testing.T, method, path string, body []byte) (int, http.Header, []byte) {
 	t.Helper()

@@ -45,8 +45,8 @@ func upstreamError(err error) error {
 	if !errors.As(err, &us) {
 		return err
 	}
-	switch s := us.UpstreamStatus(); {
-	case s == http.StatusTooManyRequests:
+	switch us.UpstreamStatus() {
+	case http.StatusTooManyRequests:
 		e := &Error{Code: CodeTooManyRequests, Message: "the upstream registry is limiting requests; retry later", Cause: err}
 		if ra := us.RetryAfterHeader(); ra != "" {
 			if _, perr := strconv.Atoi(ra); perr == nil {
@@ -54,9 +54,9 @@ func upstreamError(err error) error {
 			}
 		}
 		return e
-	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return &Error{Code: CodeDenied, Message: "the upstream registry refused access to this repository", Cause: err}
-	case s == 0:
+	case 0:
 		return &Error{Code: CodeUnavailable, Message: "the upstream registry is unreachable", Cause: err}
 	}
 	return &Error{Code: CodeUnavailable, Message: "the upstream registry failed to answer", Cause: err}

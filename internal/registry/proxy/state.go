@@ -63,11 +63,11 @@ func loadState(ctx context.Context, d driver.Driver, log *slog.Logger) (*state, 
 		return nil, fmt.Errorf("proxy: reading the cache state %s: %w", statePath, err)
 	}
 	var f stateFile
-	if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 {
+	if jerr := json.Unmarshal(data, &f); jerr != nil || f.Version != 1 {
 		// Losing it only means the content stays until a pull refreshes
 		// its entry; refusing to start would be worse.
-		log.Warn("proxy: the cache state is unreadable; starting afresh", "path", statePath)
-		return s, nil
+		log.Warn("proxy: the cache state is unreadable; starting afresh", "path", statePath, "err", jerr)
+		return s, nil //nolint:nilerr // an unreadable record is replaced, not fatal
 	}
 	for _, e := range f.Entries {
 		if e == nil || (e.Kind != kindBlob && e.Kind != kindManifest) || e.Digest.Validate() != nil {
