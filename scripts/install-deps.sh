@@ -18,6 +18,7 @@ APT_PACKAGES=(
   docker-registry           # distribution 2.8.2, token consumer and layout peer
   docker.io                 # the real Docker engine as a client
   skopeo podman umoci       # clients and offline image building
+  haproxy                   # load balancer in front of replicas (test/ha)
   jq curl openssl ca-certificates apache2-utils
 )
 

@@ -53,6 +53,9 @@ var layers = []placement{
 	{pattern: "internal/registry/app", layer: layerComposition},   // the registry's composition: config -> driver -> cache -> auth -> handler
 	{pattern: "internal/authserver/app", layer: layerComposition}, // the auth half's lifecycle: chain, listeners, reloads
 	{pattern: "internal/bootstrap", layer: layerComposition},
+	// doctor is a client of a deployment: it knows the token format and the
+	// challenge, nothing of the servers.
+	{pattern: "internal/doctor", layer: layerHTTP},
 
 	{pattern: "internal/authserver", layer: layerHTTP},
 	{pattern: "internal/registry/api", layer: layerHTTP},
@@ -65,6 +68,8 @@ var layers = []placement{
 	// htpasswd checks passwords with the static users' checker.
 	{pattern: "internal/registry/auth", layer: layerLogic, sameLayer: []string{"internal/token", "internal/authn/static"}},
 	{pattern: "internal/registry/storage", layer: layerLogic},
+	{pattern: "internal/registry/notify", layer: layerLogic}, // webhook events: disk queues and delivery
+	{pattern: "internal/registry/health", layer: layerLogic}, // periodic health checks
 	// The pull-through cache stores what it fetches through the storage logic.
 	{pattern: "internal/registry/proxy", layer: layerLogic, sameLayer: []string{"internal/registry/storage"}},
 

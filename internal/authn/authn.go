@@ -9,6 +9,10 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
@@ -47,4 +51,36 @@ type Authenticator interface {
 	Name() string
 	// Close releases connections and other resources.
 	Close() error
+}
+
+// AccountAuthenticator is implemented by authenticators whose backend has
+// its own spelling of an account name: a directory matches "UserA",
+// "USERA" and "usera" to one entry. AuthenticateAccount answers as
+// Authenticate does and, on success, also returns the account's name as
+// the backend spells it (for LDAP, the entry's uid). The auth server uses
+// that name for everything after the password check: the ACL, the token's
+// sub, refresh tokens and the credential cache. Authenticators that match
+// names exactly (static users) need not implement it.
+type AccountAuthenticator interface {
+	AuthenticateAccount(ctx context.Context, account string, password secret.Secret) (canonical string, labels Labels, err error)
+}
+
+// CheckAccountName refuses account names no backend should be asked
+// about: leading or trailing white space, control characters, and bytes
+// that are not UTF-8. Such names either name the same entry as their
+// trimmed form in a directory, or cannot be typed on purpose. The error
+// names the problem, never the name.
+func CheckAccountName(name string) error {
+	if !utf8.ValidString(name) {
+		return errors.New("the account name is not valid UTF-8")
+	}
+	if strings.TrimFunc(name, unicode.IsSpace) != name {
+		return errors.New("the account name starts or ends with white space")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("the account name contains the control character %U", r)
+		}
+	}
+	return nil
 }

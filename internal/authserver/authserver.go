@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
 	"github.com/gatehouse-registry/gatehouse/internal/credcache"
 	"github.com/gatehouse-registry/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -57,6 +59,25 @@ type Ready interface {
 // error wrapping errors.ErrUnsupported keeps the labels recorded at login.
 type LabelLookup interface {
 	Lookup(ctx context.Context, account string) (authn.Labels, error)
+}
+
+// CredentialVersion is implemented by authenticators that can tell,
+// without the password, which credential an account has now: static
+// users answer with the account's bcrypt hash. A refresh token records an
+// HMAC of it (see credentialMAC) and is refused once it differs, so a
+// password change revokes the account's refresh tokens. ErrNoMatch means
+// the account is gone.
+type CredentialVersion interface {
+	CredentialVersion(ctx context.Context, account string) (secret.Secret, error)
+}
+
+// AccountLister is implemented by authenticators with a fixed list of
+// accounts (static users). Across reloads the Server notes when an
+// account appears, and refuses refresh tokens issued before: an account
+// removed and added again does not get its old refresh tokens back, even
+// with the very same password hash.
+type AccountLister interface {
+	Accounts() []string
 }
 
 // Chain is everything a configuration file decides. Build a new one per
@@ -209,6 +230,64 @@ type Server struct {
 	reload  sync.Mutex
 	closers sync.WaitGroup
 	closed  atomic.Bool
+	// accounts notes when listed accounts appeared (see AccountLister).
+	accounts accountHistory
+}
+
+// accountHistory remembers which accounts each listing authenticator had
+// in the chain being served, and when an account appeared in a chain
+// after the first one. It is safe for concurrent use.
+type accountHistory struct {
+	mu      sync.Mutex
+	present map[string]map[string]bool // authenticator -> accounts
+	added   map[string]time.Time       // authenticator 0x00 account -> when
+}
+
+func historyKey(authenticator, account string) string { return authenticator + "\x00" + account }
+
+// update records the accounts of c. With first set (the server's first
+// chain) nothing counts as added: what was there before the process
+// started is unknown.
+func (h *accountHistory) update(c *Chain, now time.Time, first bool) {
+	next := make(map[string]map[string]bool)
+	for _, a := range c.Authenticators {
+		l, ok := a.(AccountLister)
+		if !ok {
+			continue
+		}
+		set := make(map[string]bool)
+		for _, acct := range l.Accounts() {
+			set[acct] = true
+		}
+		next[a.Name()] = set
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.added == nil {
+		h.added = make(map[string]time.Time)
+	}
+	for name, set := range next {
+		for acct := range set {
+			if !first && !h.present[name][acct] {
+				h.added[historyKey(name, acct)] = now
+			}
+		}
+	}
+	for k := range h.added {
+		name, acct, _ := strings.Cut(k, "\x00")
+		if !next[name][acct] {
+			delete(h.added, k) // gone: if it comes back, it is added anew
+		}
+	}
+	h.present = next
+}
+
+// addedAt returns when account appeared in a reload, if it did.
+func (h *accountHistory) addedAt(authenticator, account string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.added[historyKey(authenticator, account)]
+	return t, ok
 }
 
 // New returns a Server serving chain.
@@ -234,6 +313,7 @@ func New(chain *Chain, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("authserver: %w", err)
 	}
 	s.metrics = m
+	s.accounts.update(chain, s.now(), true)
 	s.chain.Store(chain)
 	return s, nil
 }
@@ -261,6 +341,7 @@ func (s *Server) Swap(next *Chain) error {
 	if err := next.prepare(s.opts.CacheSize); err != nil {
 		return err
 	}
+	s.accounts.update(next, s.now(), false)
 	old := s.chain.Swap(next)
 	s.retire(old)
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/authz/acl"
 	authzext "github.com/gatehouse-registry/gatehouse/internal/authz/ext"
 	"github.com/gatehouse-registry/gatehouse/internal/config/authconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
 	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
@@ -144,6 +145,7 @@ func ldapConfig(c *authconfig.LDAPAuth) ldap.Config {
 		InitialBindAsUser:  c.InitialBindAsUser,
 		Base:               c.Base,
 		Filter:             c.Filter,
+		AccountAttribute:   c.AccountAttribute,
 		DialTimeout:        c.DialTimeout,
 		RequestTimeout:     c.RequestTimeout,
 		PoolSize:           c.PoolSize,
@@ -167,9 +169,11 @@ func offIfZero[T int | time.Duration](v T) T {
 	return v
 }
 
-// staticAuthn adds LabelLookup to the static users, so a refresh token
-// follows the current file: a removed user can no longer refresh, and
-// changed labels apply at once.
+// staticAuthn adds LabelLookup, CredentialVersion and AccountLister to
+// the static users, so a refresh token follows the current file: a
+// removed user can no longer refresh, changed labels apply at once, and a
+// changed password hash, or a user removed and added again, revokes the
+// user's refresh tokens.
 type staticAuthn struct {
 	*static.Authenticator
 	users static.Users
@@ -183,22 +187,49 @@ func (s staticAuthn) Lookup(_ context.Context, account string) (authn.Labels, er
 	return u.Labels.Clone(), nil
 }
 
+// CredentialVersion is the user's bcrypt hash: a new password, or the same
+// one hashed again (a new salt), is a new version.
+func (s staticAuthn) CredentialVersion(_ context.Context, account string) (secret.Secret, error) {
+	u, ok := s.users[account]
+	if !ok {
+		return "", authn.ErrNoMatch
+	}
+	return u.Password, nil
+}
+
+func (s staticAuthn) Accounts() []string {
+	out := make([]string, 0, len(s.users))
+	for name := range s.users {
+		out = append(out, name)
+	}
+	return out
+}
+
 // ldapAuthn maps "lookup impossible in this bind mode" to
 // errors.ErrUnsupported, so refresh keeps the labels recorded at login.
+// An account the directory now spells differently from the refresh
+// token (the entry was renamed, or the filter finds another entry) is
+// gone.
 type ldapAuthn struct{ *ldap.Authenticator }
 
 func (l ldapAuthn) Lookup(ctx context.Context, account string) (authn.Labels, error) {
-	labels, err := l.Authenticator.Lookup(ctx, account)
+	canonical, labels, err := l.LookupAccount(ctx, account)
 	if errors.Is(err, ldap.ErrLookupUnsupported) {
 		return nil, fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
+	if err == nil && canonical != account {
+		return nil, authn.ErrNoMatch
 	}
 	return labels, err
 }
 
 var (
-	_ LabelLookup         = staticAuthn{}
-	_ LabelLookup         = ldapAuthn{}
-	_ Ready               = ldapAuthn{}
-	_ authz.Authorizer    = (*acl.ACL)(nil)
-	_ authn.Authenticator = staticAuthn{}
+	_ LabelLookup                = staticAuthn{}
+	_ CredentialVersion          = staticAuthn{}
+	_ AccountLister              = staticAuthn{}
+	_ LabelLookup                = ldapAuthn{}
+	_ authn.AccountAuthenticator = ldapAuthn{}
+	_ Ready                      = ldapAuthn{}
+	_ authz.Authorizer           = (*acl.ACL)(nil)
+	_ authn.Authenticator        = staticAuthn{}
 )

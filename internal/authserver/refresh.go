@@ -4,12 +4,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
 	"github.com/gatehouse-registry/gatehouse/internal/token"
 )
 
@@ -17,7 +19,9 @@ import (
 // base64url(HMAC-SHA256(RefreshKey, "ghr1." + payload)). The payload is
 // readable by its holder (it holds nothing the holder does not know) and
 // cannot be changed without the key. They are bound to account, service
-// and client_id, expire, and die with the signing key.
+// and client_id, expire, and die with the signing key; for authenticators
+// that can tell a password change without the password (static users),
+// they are bound to the credential too and die with it.
 const refreshPrefix = "ghr1."
 
 // maxRefreshLen bounds what is parsed.
@@ -29,9 +33,12 @@ type refreshClaims struct {
 	ClientID      string       `json:"cid"`
 	Authenticator string       `json:"authn"`
 	Labels        authn.Labels `json:"labels,omitempty"`
-	IssuedAt      int64        `json:"iat"`
-	Expiry        int64        `json:"exp"`
-	ID            string       `json:"jti"`
+	// Credential binds the token to the credential the login was checked
+	// against, where the authenticator can tell it (see CredentialVersion).
+	Credential string `json:"cred,omitempty"`
+	IssuedAt   int64  `json:"iat"`
+	Expiry     int64  `json:"exp"`
+	ID         string `json:"jti"`
 }
 
 var (
@@ -56,7 +63,7 @@ func issueRefresh(key []byte, rc refreshClaims, now time.Time, ttl time.Duration
 	rc.IssuedAt = now.Unix()
 	rc.Expiry = now.Add(ttl).Unix()
 	rc.ID = token.RandomID()
-	b, err := json.Marshal(rc)
+	b, err := json.Marshal(rc) //nolint:gosec // G117: "cred" is an HMAC that reveals nothing of the credential
 	if err != nil {
 		return "", err
 	}
@@ -103,4 +110,19 @@ func verifyRefresh(key []byte, tok, service, clientID string, now time.Time) (*r
 		return nil, errRefreshClient
 	}
 	return &rc, nil
+}
+
+// credentialMAC is the credential binding of a refresh token: HMAC-SHA256
+// under the refresh key over a label, the authenticator, the account and
+// the credential version, truncated to 128 bits and base64url-encoded.
+// The holder learns nothing about the version (a bcrypt hash) from it.
+func credentialMAC(key []byte, authenticator, account string, version secret.Secret) string {
+	m := hmac.New(sha256.New, key)
+	for _, part := range []string{"gatehouse refresh credential v1", authenticator, account, version.Reveal()} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part))) //nolint:gosec // lengths are far below 4 GiB
+		m.Write(n[:])
+		m.Write([]byte(part))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }

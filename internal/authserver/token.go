@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
@@ -124,6 +127,9 @@ func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, c *Ch
 				user, pass = u, secret.Secret(p)
 			}
 		}
+		if herr := checkAccountName(user); herr != nil {
+			return tr, herr
+		}
 		if acct := params.Get("account"); acct != "" && acct != user {
 			return tr, badRequest("", "Bad request: user and account are not the same (%q vs %q)", user, acct)
 		}
@@ -136,6 +142,9 @@ func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, c *Ch
 		tr.account, tr.password = params.Get("username"), secret.Secret(params.Get("password"))
 		if tr.account == "" {
 			return tr, badRequest("invalid_request", "username is required")
+		}
+		if herr := checkAccountName(tr.account); herr != nil {
+			return tr, herr
 		}
 		tr.offline = params.Get("access_type") == "offline"
 	case "refresh_token":
@@ -152,6 +161,17 @@ func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, c *Ch
 	return tr, nil
 }
 
+// checkAccountName refuses, before any backend is asked, account names
+// with surrounding white space or control characters: a directory would
+// find the entry of the trimmed name, so they would be a second spelling
+// of the same account.
+func checkAccountName(name string) *httpError {
+	if err := authn.CheckAccountName(name); err != nil {
+		return badRequest("invalid_request", "Bad request: %v", err)
+	}
+	return nil
+}
+
 // issue authenticates (or verifies the refresh token), authorizes every
 // scope and writes the token response.
 func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr *tokenRequest, info *reqInfo) *httpError {
@@ -165,7 +185,6 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 		if herr != nil {
 			return herr
 		}
-		info.account = tr.account
 		refreshToken = tr.refresh
 	} else {
 		entry, herr = s.authenticate(ctx, c, tr)
@@ -173,6 +192,9 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 			return herr
 		}
 	}
+	// From here on the account is the authenticator's spelling of it.
+	tr.account = entry.Account
+	info.account = tr.account
 
 	access, err := s.authorize(ctx, c, tr, entry.Labels)
 	if err != nil {
@@ -185,10 +207,14 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 		return internalError(fmt.Errorf("sign token: %w", err))
 	}
 	if tr.offline && len(c.RefreshKey) > 0 {
-		refreshToken, err = issueRefresh(c.RefreshKey, refreshClaims{
+		rc := refreshClaims{
 			Account: tr.account, Service: tr.service, ClientID: tr.clientID,
 			Authenticator: entry.Authenticator, Labels: entry.Labels,
-		}, now, c.RefreshExpiration)
+		}
+		if rc.Credential, herr = credentialBinding(ctx, c, rc.Authenticator, rc.Account); herr != nil {
+			return herr
+		}
+		refreshToken, err = issueRefresh(c.RefreshKey, rc, now, c.RefreshExpiration)
 		if err != nil {
 			return internalError(fmt.Errorf("refresh token: %w", err))
 		}
@@ -236,6 +262,10 @@ func unavailable(err error) *httpError {
 // per-account bucket before the authenticators are: a wrong password keeps
 // both, anything else gives them back. Attempts running at the same time
 // therefore cannot together get more wrong guesses than the limits allow.
+//
+// The per-account bucket is keyed by the name in the form directories
+// compare (see accountKey), so that "UserA" and "usera" share a budget.
+// The entry returned holds the account as the authenticator spells it.
 func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
 	anonymous := tr.account == "" && tr.password.IsEmpty()
 	var byIP, byAccount ratelimit.Reservation
@@ -264,7 +294,7 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 	if !anonymous {
 		var ok bool
 		var wait time.Duration
-		if byAccount, ok, wait = c.byAccount.Reserve(tr.account); !ok {
+		if byAccount, ok, wait = c.byAccount.Reserve(accountKey(tr.account)); !ok {
 			s.metrics.rateLimited.WithLabelValues("account").Inc()
 			return credcache.Entry{}, retryLater("account", wait)
 		}
@@ -274,10 +304,14 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 		return credcache.Entry{}, authFailed()
 	}
 	for i, a := range c.Authenticators {
-		labels, err := a.Authenticate(ctx, tr.account, tr.password)
+		account, labels, err := authenticateAccount(ctx, a, tr.account, tr.password)
 		switch {
 		case err == nil:
-			e := credcache.Entry{Labels: labels, Authenticator: a.Name()}
+			if herr := checkCanonical(tr.account, account); herr != nil {
+				herr.err = fmt.Errorf("authenticator #%d (%s): %w", i+1, a.Name(), herr.err)
+				return credcache.Entry{}, herr
+			}
+			e := credcache.Entry{Account: account, Labels: labels, Authenticator: a.Name()}
 			c.cache.Put(tr.account, tr.password, e)
 			return e, nil
 		case errors.Is(err, authn.ErrNoMatch):
@@ -291,6 +325,62 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 		}
 	}
 	return failed()
+}
+
+// authenticateAccount asks a, and returns the account as a spells it:
+// the name as given when a matches names exactly.
+func authenticateAccount(ctx context.Context, a authn.Authenticator, account string, password secret.Secret) (string, authn.Labels, error) {
+	if aa, ok := a.(authn.AccountAuthenticator); ok {
+		return aa.AuthenticateAccount(ctx, account, password)
+	}
+	labels, err := a.Authenticate(ctx, account, password)
+	return account, labels, err
+}
+
+// checkCanonical refuses a name an authenticator returned for a login
+// that it cannot be: empty for a named login (that would be the
+// anonymous account) or a name the token endpoint would refuse.
+func checkCanonical(typed, canonical string) *httpError {
+	var err error
+	switch {
+	case typed != "" && canonical == "":
+		err = errors.New("accepted a login but returned an empty account name")
+	case typed == "" && canonical != "":
+		err = errors.New("returned an account name for the anonymous login")
+	default:
+		if cerr := authn.CheckAccountName(canonical); cerr != nil {
+			err = fmt.Errorf("returned an unusable account name: %w", cerr)
+		}
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	return nil
+}
+
+// accountKey is an account name as a failed-login bucket key: lower
+// case, format characters (soft hyphen, zero-width space) dropped and
+// runs of white space folded into one space, roughly as directories
+// compare names. "UserA", "USERA" and "user\u00ada" thus share the budget
+// of "usera" before any backend has said which account they are.
+func accountKey(name string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+			continue
+		case unicode.IsSpace(r):
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // ipKey is the client address as a rate-limit key.
@@ -320,12 +410,22 @@ func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (c
 	}
 	byIP.Release()
 	tr.account = rc.Account
-	e := credcache.Entry{Labels: rc.Labels, Authenticator: rc.Authenticator}
-	idx := slices.IndexFunc(c.Authenticators, func(a authn.Authenticator) bool { return a.Name() == rc.Authenticator })
-	if idx < 0 {
+	e := credcache.Entry{Account: rc.Account, Labels: rc.Labels, Authenticator: rc.Authenticator}
+	a := authenticatorNamed(c, rc.Authenticator)
+	if a == nil {
 		return credcache.Entry{}, badRequest("invalid_grant", "the authenticator that accepted this login is no longer configured; log in again")
 	}
-	if lk, ok := c.Authenticators[idx].(LabelLookup); ok {
+	if added, ok := s.accounts.addedAt(rc.Authenticator, rc.Account); ok && rc.IssuedAt < added.Unix() {
+		return credcache.Entry{}, badRequest("invalid_grant", "the account was removed and added again since this refresh token was issued; log in again")
+	}
+	cred, herr := credentialBinding(ctx, c, rc.Authenticator, rc.Account)
+	if herr != nil {
+		return credcache.Entry{}, herr
+	}
+	if !hmac.Equal([]byte(cred), []byte(rc.Credential)) {
+		return credcache.Entry{}, badRequest("invalid_grant", "the account's password changed since this refresh token was issued; log in again")
+	}
+	if lk, ok := a.(LabelLookup); ok {
 		labels, err := lk.Lookup(ctx, rc.Account)
 		switch {
 		case err == nil:
@@ -341,6 +441,35 @@ func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (c
 		}
 	}
 	return e, nil
+}
+
+// authenticatorNamed returns the chain's authenticator called name, or nil.
+func authenticatorNamed(c *Chain, name string) authn.Authenticator {
+	idx := slices.IndexFunc(c.Authenticators, func(a authn.Authenticator) bool { return a.Name() == name })
+	if idx < 0 {
+		return nil
+	}
+	return c.Authenticators[idx]
+}
+
+// credentialBinding returns what a refresh token for account records of
+// its credential: an HMAC, under the refresh key, of the version the
+// authenticator named reports (for static users, the bcrypt hash), or ""
+// when that authenticator cannot report one. An account that is gone
+// gives invalid_grant.
+func credentialBinding(ctx context.Context, c *Chain, authenticator, account string) (string, *httpError) {
+	cv, ok := authenticatorNamed(c, authenticator).(CredentialVersion)
+	if !ok {
+		return "", nil
+	}
+	v, err := cv.CredentialVersion(ctx, account)
+	switch {
+	case errors.Is(err, authn.ErrNoMatch):
+		return "", badRequest("invalid_grant", "the account no longer exists; log in again")
+	case err != nil:
+		return "", internalError(fmt.Errorf("credential of %s account: %w", authenticator, err))
+	}
+	return credentialMAC(c.RefreshKey, authenticator, account, v), nil
 }
 
 // authorize asks the authorizers about every scope. Each scope yields one

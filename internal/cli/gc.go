@@ -89,6 +89,20 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 				res.Repositories, res.ManifestsMarked, res.BlobsMarked)
 			_, _ = fmt.Fprintf(stdout, "%s: %d blobs (%d bytes freed), %d untagged manifests, %d layer links\n",
 				verb, res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved)
+			if !dryRun {
+				// A registry's Redis cache would keep answering for the
+				// swept blobs until its entries expire.
+				left, err := app.ForgetSwept(ctx, cfg, res.Swept, opts.Warn)
+				if err != nil {
+					opts.Warn("redis cache not cleared: %v", err)
+					res.Warnings++
+				}
+				if left > 0 {
+					res.Warnings++
+				} else if cfg.Storage.Cache.BlobDescriptor == "redis" && len(res.Swept) > 0 {
+					_, _ = fmt.Fprintf(stdout, "redis blob descriptor cache: entries of %d swept blobs cleared\n", len(res.Swept))
+				}
+			}
 			if res.Warnings > 0 {
 				_, _ = fmt.Fprintf(stderr, "%d warning(s), see above\n", res.Warnings)
 			}

@@ -31,6 +31,10 @@ const (
 
 // Entry is what a successful authentication produced.
 type Entry struct {
+	// Account is the account's name as the authenticator spells it, which
+	// may differ from the name the client typed (a directory matches
+	// "UserA" to the entry of "usera"). Empty for the anonymous account.
+	Account string
 	// Labels are the account's labels.
 	Labels authn.Labels
 	// Authenticator is the Name of the authenticator that accepted.

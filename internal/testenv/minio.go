@@ -21,6 +21,11 @@ type MinIO struct {
 	Region    string
 	Bucket    string
 	DataDir   string
+
+	t    testing.TB
+	bin  string
+	env  []string
+	args []string
 }
 
 // Endpoint returns the server's URL (http).
@@ -76,8 +81,10 @@ func StartMinIO(t testing.TB) *MinIO {
 		"MINIO_UPDATE=off",
 		"HOME=" + dir,
 	}
-	m.Process = Start(t, env, bin, "server", m.DataDir, "--quiet",
-		"--address", m.Addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+	m.t, m.bin, m.env = t, bin, env
+	m.args = []string{"server", m.DataDir, "--quiet",
+		"--address", m.Addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
+	m.Process = Start(t, env, bin, m.args...)
 	m.WaitHTTP(t, m.Endpoint()+"/minio/health/live")
 	// The API answers before the server has initialised its drives:
 	// retry creating the bucket until it works.
@@ -90,4 +97,20 @@ func StartMinIO(t testing.TB) *MinIO {
 		return err == nil
 	})
 	return m
+}
+
+// Restart starts the server again after Stop, on the same address and
+// data (the bucket and its objects are kept), and waits until it serves
+// the bucket.
+func (m *MinIO) Restart() {
+	m.t.Helper()
+	m.Process = Start(m.t, m.env, m.bin, m.args...)
+	m.WaitHTTP(m.t, m.Endpoint()+"/minio/health/ready")
+	client := m.Client(m.t)
+	m.waitFor(m.t, "bucket "+m.Bucket, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ok, err := client.BucketExists(ctx, m.Bucket)
+		return err == nil && ok
+	})
 }

@@ -57,6 +57,25 @@ http:
 	return &Registry{Process: p, Addr: addr, Root: root, Config: path}
 }
 
+// StartRegistryStorage is StartRegistry with storage (a YAML storage:
+// section, possibly followed by other top-level sections such as redis:)
+// in place of the filesystem default. Root is empty.
+func StartRegistryStorage(t testing.TB, storage, extra string) *Registry {
+	t.Helper()
+	bin := Gatehouse(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cfg := "version: 0.1\nlog:\n  level: info\n" + strings.TrimLeft(storage, "\n") +
+		fmt.Sprintf("http:\n  addr: %s\n  draintimeout: 5s\n", addr) + strings.TrimLeft(extra, "\n")
+	path := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := Start(t, nil, bin, "registry", "serve", path)
+	p.WaitHTTP(t, "http://"+addr+"/v2/")
+	return &Registry{Process: p, Addr: addr, Config: path}
+}
+
 // StartRegistryTLS is StartRegistry serving HTTPS with cert and key; it
 // waits until the port accepts connections. URL() is not meaningful for it.
 func StartRegistryTLS(t testing.TB, cert, key string) *Registry {

@@ -344,3 +344,80 @@ func TestBadConfigExitsWithEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// passwordGrant logs in with the OAuth2 password grant and returns the
+// status and the refresh token.
+func (e *env) passwordGrant(t *testing.T, user, pass string) (int, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}, "client_id": {"docker"},
+		"access_type": {"offline"}, "service": {"registry.test"}}
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/auth", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body := e.do(t, req)
+	var tr tokenResp
+	_ = json.Unmarshal(body, &tr)
+	return resp.StatusCode, tr.RefreshToken
+}
+
+// refreshGrant uses a refresh token and returns the status.
+func (e *env) refreshGrant(t *testing.T, rt string) int {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"docker"}, "service": {"registry.test"}}
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/auth", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, _ := e.do(t, req)
+	return resp.StatusCode
+}
+
+// `gatehouse users passwd` on the file a running auth server reads: after
+// the reload the old password and the old refresh token fail and the new
+// password works; `users remove` and `users add` with the same password
+// do not bring the refresh token back.
+func TestUsersPasswdRevokesRefreshTokens(t *testing.T) {
+	e := setup(t)
+	bin := testenv.Gatehouse(t)
+	status, oldRT := e.passwordGrant(t, "alice", "alice-pw")
+	if status != 200 || oldRT == "" {
+		t.Fatalf("login: %d", status)
+	}
+	if s := e.refreshGrant(t, oldRT); s != 200 {
+		t.Fatalf("refresh before the change: %d", s)
+	}
+	users := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"users"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gatehouse users %v: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "$2") {
+			t.Errorf("gatehouse users %v printed a hash:\n%s", args, out)
+		}
+	}
+	users("new-pw\n", "passwd", "--config", e.config, "alice")
+
+	waitStatus(t, e, "alice", "new-pw", 200)
+	if resp, _ := e.get(t, "service=registry.test", "alice", "alice-pw"); resp.StatusCode != 401 {
+		t.Errorf("the old password after the change: %d, want 401", resp.StatusCode)
+	}
+	if s := e.refreshGrant(t, oldRT); s != 400 {
+		t.Errorf("the old refresh token after the change: %d, want 400", s)
+	}
+	status, rt := e.passwordGrant(t, "alice", "new-pw")
+	if status != 200 || e.refreshGrant(t, rt) != 200 {
+		t.Fatalf("login and refresh with the new password: %d", status)
+	}
+
+	// Removed, then added again with the same password.
+	users("", "remove", "--config", e.config, "alice")
+	waitStatus(t, e, "alice", "new-pw", 401)
+	users("new-pw\n", "add", "--config", e.config, "alice")
+	waitStatus(t, e, "alice", "new-pw", 200)
+	if s := e.refreshGrant(t, rt); s != 400 {
+		t.Errorf("a refresh token from before the removal: %d, want 400", s)
+	}
+	if log := e.proc.Log(); strings.Contains(log, "new-pw") || strings.Contains(log, "$2a$") {
+		t.Error("a password or hash reached the log")
+	}
+}

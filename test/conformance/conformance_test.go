@@ -2,8 +2,9 @@
 
 // Package conformance runs the OCI distribution-spec conformance suite
 // against `gatehouse registry serve`: without auth, with htpasswd Basic
-// auth, and with bearer tokens from `gatehouse auth-server`, each with the
-// default (1.1) profile and the dev profile. Every run must have no
+// auth, with bearer tokens from `gatehouse auth-server`, and with bearer
+// tokens on S3 storage (MinIO) with the Redis cache (mode s3-token), each
+// with the default (1.1) profile and the dev profile. Every run must have no
 // failures and no skips. Reports land in results/conformance/.
 package conformance
 
@@ -43,6 +44,7 @@ func TestConformance(t *testing.T) {
 		{"noauth", func(t *testing.T) (*testenv.Registry, bool) { return testenv.StartRegistry(t, true, ""), false }},
 		{"htpasswd", startHtpasswd},
 		{"token", startToken},
+		{"s3-token", startS3Token},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -71,6 +73,37 @@ func startHtpasswd(t *testing.T) (*testenv.Registry, bool) {
 // startToken runs gatehouse auth-server (granting the test user everything,
 // the catalog included) and a registry trusting its tokens.
 func startToken(t *testing.T) (*testenv.Registry, bool) {
+	return startTokenWith(t, "")
+}
+
+// startS3Token is startToken with the registry's storage on a MinIO
+// bucket (and its blob descriptor cache on Redis), as replicas run.
+func startS3Token(t *testing.T) (*testenv.Registry, bool) {
+	m := testenv.StartMinIO(t)
+	r := testenv.StartRedis(t)
+	return startTokenWith(t, fmt.Sprintf(`storage:
+  s3:
+    accesskey: %s
+    secretkey: %s
+    region: %s
+    regionendpoint: %s
+    bucket: %s
+    secure: false
+    rootdirectory: /conformance
+  cache:
+    blobdescriptor: redis
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+redis:
+  addr: %s
+`, m.AccessKey, m.SecretKey, m.Region, m.Endpoint(), m.Bucket, r.Addr))
+}
+
+// startTokenWith is startToken with storage (a storage: section, and
+// maybe redis:) replacing the filesystem default when not empty.
+func startTokenWith(t *testing.T, storage string) (*testenv.Registry, bool) {
 	bin := testenv.Gatehouse(t)
 	dir := t.TempDir()
 	testenv.MustRun(t, nil, bin, "certs", "init", "--out", dir, "--host", "localhost", "--ip", "127.0.0.1")
@@ -101,7 +134,13 @@ acl:
 	as := testenv.Start(t, nil, bin, "auth-server", authPath)
 	as.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 	// The realm names localhost, not 127.0.0.1: clients must follow it by name.
-	reg := testenv.StartRegistry(t, true, fmt.Sprintf(`auth:
+	start := testenv.StartRegistry
+	if storage != "" {
+		start = func(t testing.TB, _ bool, extra string) *testenv.Registry {
+			return testenv.StartRegistryStorage(t, storage, extra)
+		}
+	}
+	reg := start(t, true, fmt.Sprintf(`auth:
   token:
     realm: "http://localhost:%d/auth"
     service: "gatehouse-conformance"

@@ -24,6 +24,7 @@ var client = &http.Client{Timeout: 30 * time.Second}
 type registry struct {
 	*testenv.Process
 	Addr, Debug string
+	Config      string // path of the config file
 }
 
 // startRegistry runs the registry with filesystem storage, deletes
@@ -59,6 +60,7 @@ redis:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	reg.Config = path
 	reg.Process = testenv.Start(t, nil, testenv.Gatehouse(t), "registry", "serve", path)
 	reg.WaitHTTP(t, "http://"+reg.Addr+"/v2/")
 	return reg

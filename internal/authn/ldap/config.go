@@ -68,6 +68,14 @@ type Config struct {
 	Base string
 	// Filter finds the user; ${account} is replaced by the filter-escaped account.
 	Filter string
+	// AccountAttribute names the attribute whose value is the account's
+	// name after a login (a Gatehouse extension). Empty means the first
+	// attribute Filter compares with ${account}, e.g. uid in
+	// (&(uid=${account})(objectClass=posixAccount)). Directories match
+	// names case-insensitively; the auth server uses the name from this
+	// attribute for the ACL, the token's sub and refresh tokens, so
+	// "UserA" and "usera" are one account.
+	AccountAttribute string
 	// Labels maps a label name to the attribute its values come from.
 	Labels map[string]LabelConfig
 	// GroupSearch, when set, adds the cn of every group found to a label
@@ -197,6 +205,9 @@ func (cfg Config) Validate() error {
 		errs = append(errs, fmt.Errorf("filter: %q does not contain ${account}, so every user would find the same entry", cfg.Filter))
 	} else if err := checkFilter(cfg.Filter); err != nil {
 		errs = append(errs, fmt.Errorf("filter: %w", err))
+	}
+	if cfg.AccountAttribute != "" && !validAttribute(cfg.AccountAttribute) {
+		errs = append(errs, fmt.Errorf("account_attribute: %q is not an attribute name", cfg.AccountAttribute))
 	}
 	if cfg.InitialBindAsUser {
 		if !strings.Contains(cfg.BindDN, "${account}") {

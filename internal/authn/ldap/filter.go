@@ -3,6 +3,7 @@ package ldap
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -76,4 +77,36 @@ func unwrapLDAP(err error) error {
 		return le.Err
 	}
 	return err
+}
+
+// attributeRe is an attribute description: a name or an OID, with options.
+const attributeRe = `(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*`
+
+var (
+	attributeName = regexp.MustCompile(`^` + attributeRe + `$`)
+	// accountAssertion is an equality assertion whose whole value is
+	// ${account}: "(uid=${account})".
+	accountAssertion = regexp.MustCompile(`\((` + attributeRe + `)=\$\{account\}\)`)
+)
+
+// validAttribute reports whether s is an attribute description.
+func validAttribute(s string) bool { return attributeName.MatchString(s) }
+
+// accountAttributes returns the attributes the filter template compares
+// with ${account} by equality, in the order they appear, without
+// duplicates (compared case-insensitively).
+func accountAttributes(template string) []string {
+	var out []string
+	for _, m := range accountAssertion.FindAllStringSubmatch(template, -1) {
+		dup := false
+		for _, o := range out {
+			if strings.EqualFold(o, m[1]) {
+				dup = true
+			}
+		}
+		if !dup {
+			out = append(out, m[1])
+		}
+	}
+	return out
 }

@@ -10,6 +10,11 @@
 // from a group search. Empty accounts and passwords are refused before any
 // network traffic, so an unauthenticated bind can never pass for a login.
 //
+// The account's name after a login is the entry's own spelling of it (see
+// Config.AccountAttribute), returned by AuthenticateAccount: a directory
+// matches "UserA" and "usera" to one entry, and the auth server must see
+// one account.
+//
 // Results: labels on success, authn.ErrNoMatch when the filter finds no one,
 // authn.ErrWrongPass for a wrong password (or an ambiguous filter), an error
 // wrapping authn.ErrUnavailable when the directory cannot be reached in time.
@@ -41,12 +46,15 @@ import (
 // Authenticator checks accounts and passwords against an LDAP directory.
 // It is safe for concurrent use.
 type Authenticator struct {
-	cfg    Config
-	ep     endpoint
-	log    *slog.Logger
-	attrs  []string // attributes requested in the user search
-	tlsCfg atomic.Pointer[tls.Config]
-	dialer *dialer
+	cfg   Config
+	ep    endpoint
+	log   *slog.Logger
+	attrs []string // attributes requested in the user search
+	// accountAttrs name the attributes the account's own spelling of its
+	// name is read from, in order of preference.
+	accountAttrs []string
+	tlsCfg       atomic.Pointer[tls.Config]
+	dialer       *dialer
 	// svc holds connections bound as the service account; they only search.
 	svc *pool
 	// users holds connections used to check user passwords. Every use starts
@@ -72,7 +80,15 @@ func newAuthenticator(ctx context.Context, cfg Config, logger *slog.Logger, pool
 		logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Authenticator{cfg: cfg, ep: ep, log: logger.With("authn", "ldap", "server", ep.String())}
-	a.attrs = labelAttributes(cfg.Labels)
+	a.accountAttrs = accountAttributes(cfg.Filter)
+	if cfg.AccountAttribute != "" {
+		a.accountAttrs = []string{cfg.AccountAttribute}
+	}
+	if len(a.accountAttrs) == 0 {
+		a.log.Warn("ldap: the filter compares no attribute with ${account} (as in (uid=${account})), so account names are used as typed: " +
+			"\"UserA\" and \"usera\" would be two accounts to the ACL; set account_attribute")
+	}
+	a.attrs = searchAttributes(cfg.Labels, a.accountAttrs)
 	if ep.tls == TLSNone {
 		if cfg.CACertFile != "" || cfg.InsecureSkipVerify {
 			a.log.Warn("ldap: ca_certificate and insecure_tls_skip_verify have no effect with tls: none")
@@ -225,26 +241,65 @@ func (a *Authenticator) ready(ctx context.Context) error {
 
 // Authenticate implements authn.Authenticator.
 func (a *Authenticator) Authenticate(ctx context.Context, account string, password secret.Secret) (authn.Labels, error) {
+	_, labels, err := a.AuthenticateAccount(ctx, account, password)
+	return labels, err
+}
+
+// AuthenticateAccount implements authn.AccountAuthenticator: it answers
+// as Authenticate does and also returns the account's name as the
+// directory spells it (see Config.AccountAttribute).
+func (a *Authenticator) AuthenticateAccount(ctx context.Context, account string, password secret.Secret) (string, authn.Labels, error) {
 	if account == "" || password.IsEmpty() {
-		return nil, authn.ErrNoMatch
+		return "", nil, authn.ErrNoMatch
 	}
 	if len(account) > maxAccountLen {
-		return nil, authn.ErrNoMatch
+		return "", nil, authn.ErrNoMatch
 	}
-	var labels authn.Labels
+	var id identity
 	err := a.retry(ctx, func(ctx context.Context) error {
 		var err error
 		if a.cfg.InitialBindAsUser {
-			labels, err = a.authAsUser(ctx, account, password)
+			id, err = a.authAsUser(ctx, account, password)
 		} else {
-			labels, err = a.authWithService(ctx, account, password)
+			id, err = a.authWithService(ctx, account, password)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, a.classify(err)
+		return "", nil, a.classify(err)
 	}
-	return labels, nil
+	return id.account, id.labels, nil
+}
+
+// identity is an account as the directory knows it.
+type identity struct {
+	account string // the entry's own spelling of the name
+	labels  authn.Labels
+}
+
+// errNoAccountName is an entry without the attribute naming the account.
+var errNoAccountName = errors.New("the entry has no single value of the account attribute")
+
+// accountName returns the entry's spelling of the account: the value of
+// the first account attribute that has exactly one value, or that has a
+// value equal to account ignoring case. Without account attributes (see
+// New's warning), account is returned as typed.
+func (a *Authenticator) accountName(entry *goldap.Entry, account string) (string, error) {
+	if len(a.accountAttrs) == 0 {
+		return account, nil
+	}
+	for _, attr := range a.accountAttrs {
+		vals := entry.GetEqualFoldAttributeValues(attr)
+		if len(vals) == 1 && vals[0] != "" {
+			return vals[0], nil
+		}
+		for _, v := range vals {
+			if v != "" && strings.EqualFold(v, account) {
+				return v, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("entry %q: %w (%s); set account_attribute to a single-valued attribute", entry.DN, errNoAccountName, strings.Join(a.accountAttrs, ", "))
 }
 
 // attempt marks a transport error on a connection taken from the idle
@@ -318,44 +373,48 @@ func (a *Authenticator) classify(err error) error {
 
 // authWithService is the normal flow: search as the service account, then
 // bind as the user on a connection of the user pool.
-func (a *Authenticator) authWithService(ctx context.Context, account string, password secret.Secret) (authn.Labels, error) {
+func (a *Authenticator) authWithService(ctx context.Context, account string, password secret.Secret) (identity, error) {
 	sc, err := a.svc.get(ctx)
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
 	entry, err := a.findUser(ctx, sc, account)
 	err = tried(sc, err)
 	a.svc.put(sc, !isTransport(err))
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
 
 	uc, err := a.users.get(ctx)
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
 	err = a.bindUser(ctx, uc, entry.DN, password)
 	err = tried(uc, err)
 	a.users.put(uc, !isTransport(err))
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
 
+	name, err := a.accountName(entry, account)
+	if err != nil {
+		return identity{}, err
+	}
 	labels := extractLabels(a.log, a.cfg.Labels, entry)
 	if a.cfg.GroupSearch != nil {
 		gc, err := a.svc.get(ctx)
 		if err != nil {
-			return nil, err
+			return identity{}, err
 		}
-		groups, err := a.searchGroups(ctx, gc, account, entry.DN)
+		groups, err := a.searchGroups(ctx, gc, name, entry.DN)
 		err = tried(gc, err)
 		a.svc.put(gc, !isTransport(err))
 		if err != nil {
-			return nil, err
+			return identity{}, err
 		}
 		labels = addValues(labels, a.cfg.GroupSearch.Label, groups)
 	}
-	return labels, nil
+	return identity{account: name, labels: labels}, nil
 }
 
 // ErrLookupUnsupported is Lookup's answer with initial_bind_as_user: there
@@ -367,13 +426,20 @@ var ErrLookupUnsupported = errors.New("ldap: looking accounts up needs a service
 // follow the directory. An account the filter no longer finds gives
 // ErrNoMatch; one it finds twice gives an error.
 func (a *Authenticator) Lookup(ctx context.Context, account string) (authn.Labels, error) {
+	_, labels, err := a.LookupAccount(ctx, account)
+	return labels, err
+}
+
+// LookupAccount is Lookup that also returns the account's name as the
+// directory spells it, as AuthenticateAccount does.
+func (a *Authenticator) LookupAccount(ctx context.Context, account string) (string, authn.Labels, error) {
 	if account == "" || len(account) > maxAccountLen {
-		return nil, authn.ErrNoMatch
+		return "", nil, authn.ErrNoMatch
 	}
 	if a.cfg.InitialBindAsUser {
-		return nil, ErrLookupUnsupported
+		return "", nil, ErrLookupUnsupported
 	}
-	var labels authn.Labels
+	var id identity
 	err := a.retry(ctx, func(ctx context.Context) error {
 		sc, err := a.svc.get(ctx)
 		if err != nil {
@@ -381,11 +447,14 @@ func (a *Authenticator) Lookup(ctx context.Context, account string) (authn.Label
 		}
 		entry, err := a.findUser(ctx, sc, account)
 		if err == nil {
-			labels = extractLabels(a.log, a.cfg.Labels, entry)
+			id.account, err = a.accountName(entry, account)
+		}
+		if err == nil {
+			id.labels = extractLabels(a.log, a.cfg.Labels, entry)
 			if a.cfg.GroupSearch != nil {
 				var groups []string
-				groups, err = a.searchGroups(ctx, sc, account, entry.DN)
-				labels = addValues(labels, a.cfg.GroupSearch.Label, groups)
+				groups, err = a.searchGroups(ctx, sc, id.account, entry.DN)
+				id.labels = addValues(id.labels, a.cfg.GroupSearch.Label, groups)
 			}
 		}
 		err = tried(sc, err)
@@ -393,45 +462,49 @@ func (a *Authenticator) Lookup(ctx context.Context, account string) (authn.Label
 		return err
 	})
 	if errors.Is(err, errAmbiguous) {
-		return nil, fmt.Errorf("ldap: %w", errAmbiguous)
+		return "", nil, fmt.Errorf("ldap: %w", errAmbiguous)
 	}
 	if err != nil {
-		return nil, a.classify(err)
+		return "", nil, a.classify(err)
 	}
-	return labels, nil
+	return id.account, id.labels, nil
 }
 
 // authAsUser is initial_bind_as_user: bind as the templated DN with the
 // user's password, then search as that user on the same connection.
-func (a *Authenticator) authAsUser(ctx context.Context, account string, password secret.Secret) (authn.Labels, error) {
+func (a *Authenticator) authAsUser(ctx context.Context, account string, password secret.Secret) (identity, error) {
 	uc, err := a.users.get(ctx)
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
-	labels, err := func() (authn.Labels, error) {
+	id, err := func() (identity, error) {
 		if err := a.bindUser(ctx, uc, buildBindDN(a.cfg.BindDN, account), password); err != nil {
-			return nil, err
+			return identity{}, err
 		}
 		entry, err := a.findUser(ctx, uc, account)
 		if err != nil {
-			return nil, err
+			return identity{}, err
+		}
+		name, err := a.accountName(entry, account)
+		if err != nil {
+			return identity{}, err
 		}
 		labels := extractLabels(a.log, a.cfg.Labels, entry)
 		if a.cfg.GroupSearch != nil {
-			groups, err := a.searchGroups(ctx, uc, account, entry.DN)
+			groups, err := a.searchGroups(ctx, uc, name, entry.DN)
 			if err != nil {
-				return nil, err
+				return identity{}, err
 			}
 			labels = addValues(labels, a.cfg.GroupSearch.Label, groups)
 		}
-		return labels, nil
+		return identity{account: name, labels: labels}, nil
 	}()
 	err = tried(uc, err)
 	a.users.put(uc, !isTransport(err))
 	if err != nil {
-		return nil, err
+		return identity{}, err
 	}
-	return labels, nil
+	return id, nil
 }
 
 // bindUser checks the user's password by binding as dn.
@@ -533,14 +606,27 @@ func (a *Authenticator) timeLimit() int {
 // labelAttributes lists the attributes to request, or "1.1" (no
 // attributes, RFC 4511) when no label needs any.
 func labelAttributes(labels map[string]LabelConfig) []string {
+	return searchAttributes(labels, nil)
+}
+
+// searchAttributes lists the attributes the user search requests: those
+// of the labels and the account attributes, or "1.1" (no attributes,
+// RFC 4511) when there are none.
+func searchAttributes(labels map[string]LabelConfig, accountAttrs []string) []string {
 	seen := map[string]bool{}
 	var attrs []string
-	for _, l := range labels {
-		k := strings.ToLower(l.Attribute)
+	add := func(attr string) {
+		k := strings.ToLower(attr)
 		if !seen[k] {
 			seen[k] = true
-			attrs = append(attrs, l.Attribute)
+			attrs = append(attrs, attr)
 		}
+	}
+	for _, l := range labels {
+		add(l.Attribute)
+	}
+	for _, attr := range accountAttrs {
+		add(attr)
 	}
 	if len(attrs) == 0 {
 		return []string{"1.1"}
@@ -664,4 +750,7 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timed out") || strings.Contains(msg, "i/o timeout")
 }
 
-var _ authn.Authenticator = (*Authenticator)(nil)
+var (
+	_ authn.Authenticator        = (*Authenticator)(nil)
+	_ authn.AccountAuthenticator = (*Authenticator)(nil)
+)

@@ -195,6 +195,10 @@ type LDAPAuth struct {
 	Base string `yaml:"base"`
 	// Filter finds the user; it must contain ${account}. Required.
 	Filter string `yaml:"filter"`
+	// AccountAttribute names the entry attribute whose value is the
+	// account's name after login (Gatehouse extension; default: the first
+	// attribute the filter compares with ${account}).
+	AccountAttribute string `yaml:"account_attribute"`
 	// Labels maps a label name to the attribute its values come from.
 	Labels map[string]LDAPLabel `yaml:"labels"`
 

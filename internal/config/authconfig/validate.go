@@ -328,6 +328,9 @@ func (v *validator) ldap() {
 	} else if err := checkFilter(l.Filter); err != nil {
 		v.errAt("ldap_auth.filter", fmt.Sprintf("ldap_auth.filter %q: %v", l.Filter, err), "")
 	}
+	if l.AccountAttribute != "" && !ldapAttributeRe.MatchString(l.AccountAttribute) {
+		v.errAt("ldap_auth.account_attribute", fmt.Sprintf("ldap_auth.account_attribute %q is not an LDAP attribute name", l.AccountAttribute), "account_attribute: uid (sAMAccountName on Active Directory)")
+	}
 	if l.BindPasswordFile != "" && l.BindPasswordEnv != "" {
 		v.errAt("ldap_auth.bind_password_env", "ldap_auth.bind_password_file and bind_password_env are both set", "keep one of them")
 	}
@@ -383,7 +386,10 @@ func (v *validator) ldap() {
 	}
 }
 
-var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	envNameRe       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	ldapAttributeRe = regexp.MustCompile(`^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$`)
+)
 
 // checkFilter compiles an LDAP filter template with its placeholders filled.
 func checkFilter(f string) error {

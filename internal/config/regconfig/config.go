@@ -31,6 +31,9 @@ type Config struct {
 	Catalog    Catalog    `yaml:"catalog"`
 	Tags       Tags       `yaml:"tags"`
 	Health     Health     `yaml:"health"`
+	// Notifications sends webhook events for pushes, pulls, deletes and mounts.
+	Notifications Notifications `yaml:"notifications"`
+	Middleware    Middleware    `yaml:"middleware"`
 	// Proxy makes the registry a pull-through cache; nil when absent.
 	Proxy *Proxy `yaml:"proxy"`
 	// Warnings lists deprecated keys in use and REGISTRY_* variables that
@@ -336,6 +339,98 @@ type Tags struct {
 // Health configures health checks.
 type Health struct {
 	StorageDriver StorageDriverHealth `yaml:"storagedriver"`
+	File          []FileHealth        `yaml:"file"`
+	HTTP          []HTTPHealth        `yaml:"http"`
+	TCP           []TCPHealth         `yaml:"tcp"`
+}
+
+// FileHealth fails while File exists (an operator's "drain me" switch).
+type FileHealth struct {
+	File     string        `yaml:"file"`
+	Interval time.Duration `yaml:"interval"` // default 10s
+}
+
+// HTTPHealth fails while a HEAD of URI does not answer StatusCode.
+type HTTPHealth struct {
+	URI        string                     `yaml:"uri"`
+	Headers    map[string][]secret.Secret `yaml:"headers"`
+	StatusCode int                        `yaml:"statuscode"` // default 200
+	Timeout    time.Duration              `yaml:"timeout"`    // default: the interval
+	Interval   time.Duration              `yaml:"interval"`   // default 10s
+	Threshold  int                        `yaml:"threshold"`  // default 1
+}
+
+// TCPHealth fails while Addr does not accept connections.
+type TCPHealth struct {
+	Addr      string        `yaml:"addr"`
+	Timeout   time.Duration `yaml:"timeout"`   // default: the interval
+	Interval  time.Duration `yaml:"interval"`  // default 10s
+	Threshold int           `yaml:"threshold"` // default 1
+}
+
+// Notifications configures webhook endpoints.
+type Notifications struct {
+	Events    NotificationEvents `yaml:"events"`
+	Endpoints []Endpoint         `yaml:"endpoints"`
+	// QueueDir (a Gatehouse extension) is the directory the per-endpoint
+	// queues are kept in. Default: gatehouse/notifications under
+	// storage.filesystem.rootdirectory; required with other drivers.
+	QueueDir string `yaml:"queuedir"`
+}
+
+// NotificationEvents tunes what events carry.
+type NotificationEvents struct {
+	IncludeReferences bool `yaml:"includereferences"`
+}
+
+// Endpoint is one webhook receiver.
+type Endpoint struct {
+	Name     string `yaml:"name"`
+	Disabled bool   `yaml:"disabled"`
+	URL      string `yaml:"url"`
+	// Headers are sent with every request; values may be secrets
+	// (Authorization) and are never logged.
+	Headers   map[string][]secret.Secret `yaml:"headers"`
+	Timeout   time.Duration              `yaml:"timeout"`   // default 1s
+	Threshold int                        `yaml:"threshold"` // default 10
+	Backoff   time.Duration              `yaml:"backoff"`   // default 1s
+	// IgnoredMediaTypes is the older form of Ignore.MediaTypes; both apply.
+	IgnoredMediaTypes []string       `yaml:"ignoredmediatypes"`
+	Ignore            EndpointIgnore `yaml:"ignore"`
+	// QueueSize (a Gatehouse extension) bounds the events kept for this
+	// endpoint; when full, the oldest is dropped. Default 100000.
+	QueueSize int `yaml:"queuesize"`
+}
+
+// EndpointIgnore filters events out before they are queued.
+type EndpointIgnore struct {
+	MediaTypes []string `yaml:"mediatypes"`
+	Actions    []string `yaml:"actions"`
+}
+
+// Middleware configures distribution's middlewares; only the storage
+// redirect middleware is supported.
+type Middleware struct {
+	Storage []MiddlewareEntry `yaml:"storage"`
+}
+
+// MiddlewareEntry is one middleware and its options.
+type MiddlewareEntry struct {
+	Name     string         `yaml:"name"`
+	Disabled bool           `yaml:"disabled"`
+	Options  map[string]any `yaml:"options"`
+}
+
+// RedirectBaseURL returns the base URL of the enabled redirect storage
+// middleware, or "" when there is none.
+func (c *Config) RedirectBaseURL() string {
+	for _, m := range c.Middleware.Storage {
+		if m.Name == "redirect" && !m.Disabled {
+			s, _ := m.Options["baseurl"].(string)
+			return s
+		}
+	}
+	return ""
 }
 
 // StorageDriverHealth checks the storage driver periodically.

@@ -16,23 +16,20 @@ import (
 
 // refused names sections Gatehouse reads but does not implement, with why.
 var refused = map[string]string{
-	"notifications":        "not supported yet (no webhook events); remove the section",
-	"middleware":           "not supported yet (no storage/registry middleware); remove the section",
-	"proxy.exec":           "credential helpers are not supported; give proxy.username and proxy.password",
-	"auth.silly":           "the silly access controller accepts any credentials; use auth.htpasswd or auth.token",
-	"storage.gcs":          "not supported yet; use filesystem or s3",
-	"storage.azure":        "not supported yet; use filesystem or s3",
-	"storage.swift":        "removed from distribution 3 and not supported; use filesystem or s3",
-	"storage.oss":          "removed from distribution 3 and not supported; use filesystem or s3",
-	"http.tls.letsencrypt": "not supported; give http.tls.certificate and key (gatehouse certs init makes them)",
-	"http.h2c":             "not supported; put a TLS terminating proxy in front or use http.tls",
-	"log.hooks":            "not supported; ship logs with your log collector",
-	"health.file":          "not supported yet; only health.storagedriver is",
-	"health.http":          "not supported yet; only health.storagedriver is",
-	"health.tcp":           "not supported yet; only health.storagedriver is",
-	"reporting":            "removed from distribution; remove the section",
-	"compatibility":        "schema1 manifests are not supported; remove the section",
-	"storage.cache.redis":  "put the Redis settings in the top-level redis section",
+	"middleware.registry":   "registry middlewares are not supported; remove the section",
+	"middleware.repository": "repository middlewares are not supported; remove the section",
+	"proxy.exec":            "credential helpers are not supported; give proxy.username and proxy.password",
+	"auth.silly":            "the silly access controller accepts any credentials; use auth.htpasswd or auth.token",
+	"storage.gcs":           "not supported yet; use filesystem or s3",
+	"storage.azure":         "not supported yet; use filesystem or s3",
+	"storage.swift":         "removed from distribution 3 and not supported; use filesystem or s3",
+	"storage.oss":           "removed from distribution 3 and not supported; use filesystem or s3",
+	"http.tls.letsencrypt":  "not supported; give http.tls.certificate and key (gatehouse certs init makes them)",
+	"http.h2c":              "not supported; put a TLS terminating proxy in front or use http.tls",
+	"log.hooks":             "not supported; ship logs with your log collector",
+	"reporting":             "removed from distribution; remove the section",
+	"compatibility":         "schema1 manifests are not supported; remove the section",
+	"storage.cache.redis":   "put the Redis settings in the top-level redis section",
 }
 
 // Load reads and checks the config at path, with REGISTRY_* overrides from

@@ -126,8 +126,20 @@ func TestParseProblems(t *testing.T) {
 		{"two drivers", "version: 0.1\nstorage:\n  inmemory:\n  filesystem:\n    rootdirectory: /x\n", []string{"more than one storage driver"}},
 		{"missing version", "storage:\n  inmemory:\n", []string{"version is missing"}},
 		{"unknown key", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\n", []string{`unknown key "storage.filesystem.rootdir"`}},
-		{"refused notifications", "version: 0.1\nstorage: {inmemory: {}}\nnotifications:\n  endpoints: []\n", []string{"not supported yet"}},
-		{"refused middleware", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware: {}\n", []string{"not supported yet"}},
+		{"endpoint incomplete", "version: 0.1\nstorage: {filesystem: {rootdirectory: /x}}\nnotifications:\n  endpoints:\n    - disabled: false\n", []string{"name is required", "url is required"}},
+		{"endpoint bad values", "version: 0.1\nstorage: {filesystem: {rootdirectory: /x}}\nnotifications:\n  endpoints:\n    - name: a\n      url: ftp://x/\n      timeout: -1s\n      threshold: -1\n      ignore: {actions: [push, fetch]}\n    - name: a\n      url: http://b/\n",
+			[]string{"notification url \"ftp://x/\"", "timeout must not be negative", "threshold must not be negative", `ignored action "fetch"`, "used twice"}},
+		{"endpoint unknown key", "version: 0.1\nstorage: {filesystem: {rootdirectory: /x}}\nnotifications:\n  endpoints:\n    - name: a\n      url: http://b/\n      retries: 3\n", []string{`unknown key "notifications.endpoints.0.retries"`}},
+		{"queuedir needed for s3", "version: 0.1\nstorage:\n  s3: {region: r, bucket: b}\nnotifications:\n  endpoints:\n    - {name: a, url: http://b/}\n", []string{"queuedir is required with s3"}},
+		{"queuedir relative", "version: 0.1\nstorage: {inmemory: {}}\nnotifications:\n  queuedir: q\n  endpoints:\n    - {name: a, url: http://b/}\n", []string{"must be an absolute path"}},
+		{"health incomplete", "version: 0.1\nstorage: {inmemory: {}}\nhealth:\n  file: [{interval: 1s}]\n  http: [{uri: 'x'}, {uri: 'http://a/', statuscode: 999, timeout: -1s}]\n  tcp: [{addr: nope}, {}]\n",
+			[]string{"file is required", "not an http(s) URL", "not an HTTP status", "timeout must not be negative", "not host:port", "addr is required"}},
+		{"refused registry middleware", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  registry:\n    - name: x\n", []string{"registry middlewares are not supported"}},
+		{"refused repository middleware", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  repository: []\n", []string{"repository middlewares are not supported"}},
+		{"refused cloudfront", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  storage:\n    - name: cloudfront\n      options: {baseurl: https://x.cloudfront.net/, privatekey: /k}\n", []string{"CloudFront"}},
+		{"redirect bad", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  storage:\n    - name: redirect\n      options: {baseurl: cdn.example.com, duration: 1h}\n    - name: magic\n",
+			[]string{"not an http(s) URL", `unknown redirect option "duration"`, `unknown storage middleware "magic"`}},
+		{"redirect without baseurl", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  storage:\n    - name: redirect\n", []string{"needs options.baseurl"}},
 		{"proxy empty", "version: 0.1\nstorage: {inmemory: {}}\nproxy:\n", []string{"needs remoteurl"}},
 		{"proxy url not absolute", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: registry-1.docker.io}\n", []string{"not an absolute http(s) URL"}},
 		{"proxy url with path", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example/v2/'}\n", []string{"without a path"}},
@@ -187,6 +199,72 @@ func TestParseProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNotificationsHealthMiddleware(t *testing.T) {
+	yml := `version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /data
+notifications:
+  events:
+    includereferences: true
+  endpoints:
+    - name: hook
+      url: https://hooks.example.com/registry
+      headers:
+        Authorization: [Bearer s3cret]
+      ignoredmediatypes: [application/octet-stream]
+      ignore:
+        actions: [pull]
+    - name: off
+      disabled: true
+      url: http://127.0.0.1:1/
+      timeout: 3s
+      threshold: 2
+      backoff: 5s
+      queuesize: 10
+health:
+  file:
+    - file: /tmp/drain
+  http:
+    - uri: http://db.example.com/health
+      headers: {X-Probe: [yes]}
+  tcp:
+    - addr: db.example.com:5432
+      interval: 3s
+middleware:
+  storage:
+    - name: redirect
+      options:
+        baseurl: https://cdn.example.com/registry
+`
+	cfg, err := Parse("c.yml", []byte(yml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Notifications
+	if n.QueueDir != "/data/gatehouse/notifications" || !n.Events.IncludeReferences || len(n.Endpoints) != 2 {
+		t.Errorf("notifications = %+v", n)
+	}
+	e := n.Endpoints[0]
+	got := []any{e.Timeout, e.Threshold, e.Backoff, e.QueueSize, e.Headers["Authorization"][0].Reveal(), e.Ignore.Actions, e.IgnoredMediaTypes}
+	want := []any{time.Second, 10, time.Second, DefaultQueueSize, "Bearer s3cret", []string{"pull"}, []string{"application/octet-stream"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("endpoint defaults (-want +got):\n%s", diff)
+	}
+	if off := n.Endpoints[1]; off.Timeout != 3*time.Second || off.Threshold != 2 || off.Backoff != 5*time.Second || off.QueueSize != 10 {
+		t.Errorf("explicit endpoint = %+v", off)
+	}
+	h := cfg.Health
+	gotH := []any{h.File[0].Interval, h.HTTP[0].Interval, h.HTTP[0].Timeout, h.HTTP[0].StatusCode, h.HTTP[0].Threshold, h.TCP[0].Interval, h.TCP[0].Timeout, h.TCP[0].Threshold}
+	wantH := []any{10 * time.Second, 10 * time.Second, 10 * time.Second, 200, 1, 3 * time.Second, 3 * time.Second, 1}
+	if diff := cmp.Diff(wantH, gotH); diff != "" {
+		t.Errorf("health defaults (-want +got):\n%s", diff)
+	}
+	if got := cfg.RedirectBaseURL(); got != "https://cdn.example.com/registry" {
+		t.Errorf("redirect base = %q", got)
 	}
 }
 

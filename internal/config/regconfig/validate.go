@@ -383,6 +383,7 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 	if c.Health.StorageDriver.Interval < 0 || c.Health.StorageDriver.Threshold < 0 {
 		add("health.storagedriver", "health.storagedriver interval and threshold must not be negative", "")
 	}
+	c.validateExtra(add)
 	ps = append(ps, c.validateProxy(doc)...)
 	return ps
 }
@@ -463,4 +464,5 @@ func (c *Config) setDefaults() {
 	if hs.Threshold == 0 {
 		hs.Threshold = 1
 	}
+	c.setExtraDefaults()
 }

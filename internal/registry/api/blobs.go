@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 )
 
@@ -53,6 +54,11 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 		if loc, err := repo.BlobRedirectURL(r, dgst); err == nil && loc != "" {
 			w.Header().Set("Docker-Content-Digest", dgst.String())
 			http.Redirect(w, r, loc, http.StatusTemporaryRedirect) //nolint:gosec // the URL comes from the storage driver, not the client
+			if h.opts.Events != nil {
+				if desc, err := repo.StatBlob(ctx, dgst); err == nil {
+					h.emit(r, h.blobEvent(r, notify.ActionPull, desc))
+				}
+			}
 			return nil
 		} else if err != nil && !errors.Is(err, errNoRedirect) {
 			h.log.Debug("blob redirect unavailable; serving directly", "err", err)
@@ -74,6 +80,9 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	// ServeContent handles Range (206, and 416 for unsatisfiable ranges),
 	// If-Range and conditional requests against the ETag set above.
 	http.ServeContent(w, r, "", time.Time{}, content)
+	if rw, ok := w.(*responseWriter); !ok || rw.status == http.StatusOK || rw.status == http.StatusPartialContent {
+		h.emit(r, h.blobEvent(r, notify.ActionPull, storage.Descriptor{Digest: dgst, Size: br.Size()}))
+	}
 	return nil
 }
 
@@ -97,6 +106,7 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request) error {
 	if err := repo.DeleteBlob(r.Context(), dgst); err != nil {
 		return err
 	}
+	h.emit(r, notify.Event{Action: notify.ActionDelete, Digest: dgst.String()})
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil

@@ -52,8 +52,11 @@ type Options struct {
 	DisableRedirect bool
 	// Metrics, when set, counts requests.
 	Metrics *Metrics
+	// Events, when set, receives an event for every push, pull, delete and
+	// mount (notifications).
+	Events Events
 	// Healthy, when set, is asked before every request: false answers 503
-	// (the storage health check is failing).
+	// (a health check is failing).
 	Healthy func() bool
 	// Proxy, when set, mirrors the repositories it claims from upstream
 	// registries (the pull-through cache).
@@ -142,7 +145,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	if h.opts.Healthy != nil && !h.opts.Healthy() {
-		err = &Error{Code: CodeUnavailable, Message: "storage is unhealthy"}
+		err = &Error{Code: CodeUnavailable, Message: "the registry is unhealthy: a health check is failing",
+			Header: http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}}
 	} else {
 		err = h.serve(rw, r, ri)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 )
 
 func (h *Handler) manifestLocation(r *http.Request, name string, dgst digest.Digest) string {
@@ -19,7 +21,8 @@ func (h *Handler) manifestLocation(r *http.Request, name string, dgst digest.Dig
 func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	ref := info(ctx).rt.Ref
-	if _, _, e := parseReference(ref); e != nil {
+	refTag, _, e := parseReference(ref)
+	if e != nil {
 		return e
 	}
 	repo, err := h.repo(r)
@@ -60,6 +63,7 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(payload) //nolint:gosec // a manifest is served as stored, with its own media type and nosniff
+	h.emit(r, h.manifestEvent(r, notify.ActionPull, refTag, mediaType, dgst, payload))
 	return nil
 }
 
@@ -116,6 +120,18 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request) error {
 		}
 		hdr.Add("OCI-Tag", t)
 	}
+	// One event per tag the push set (by tag, or ?tag= on a push by
+	// digest), or one without a tag.
+	evTags := tags
+	if refDigest == "" {
+		evTags = append([]string{ref}, tags...)
+	}
+	if len(evTags) == 0 {
+		evTags = []string{""}
+	}
+	for _, t := range evTags {
+		h.emit(r, h.manifestEvent(r, notify.ActionPush, t, mediaType, res.Digest, payload))
+	}
 	hdr.Set("Location", h.manifestLocation(r, name, res.Digest))
 	hdr.Set("Docker-Content-Digest", res.Digest.String())
 	if res.Subject != nil {
@@ -168,6 +184,7 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	h.emit(r, notify.Event{Action: notify.ActionDelete, Tag: tag, Digest: dgst.String()})
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 )
 
@@ -108,11 +109,13 @@ func (h *Handler) proxyBlob(w http.ResponseWriter, r *http.Request, p PullThroug
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, rc); err != nil {
+	n, err := io.Copy(w, rc)
+	if err != nil {
 		// Headers are out: end the connection so the client sees a short
 		// body, not a complete one.
 		return true, err
 	}
+	h.emit(r, h.blobEvent(r, notify.ActionPull, storage.Descriptor{Digest: dgst, Size: n}))
 	return true, nil
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 )
@@ -37,6 +38,10 @@ func storageError(err error) (*Error, bool) {
 	if errors.Is(err, storage.ErrStorageFull) {
 		return &Error{Code: CodeUnknown, Message: "the registry's storage is full", Status: http.StatusInsufficientStorage, Cause: err}, true
 	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		return &Error{Code: CodeUnavailable, Message: "the registry's storage is unavailable; retry later", Cause: err,
+			Header: http.Header{"Retry-After": {strconv.Itoa(unavailableRetryAfter)}}}, true
+	}
 	for _, m := range storageCodes {
 		if errors.Is(err, m.err) {
 			e := &Error{Code: m.code, Cause: err}
@@ -49,6 +54,10 @@ func storageError(err error) (*Error, bool) {
 	}
 	return nil, false
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 answered
+// because storage could not be reached.
+const unavailableRetryAfter = 5
 
 func readOnlyError(cause error) *Error {
 	return &Error{Code: CodeUnsupported, Message: "registry is in read-only mode", Status: http.StatusMethodNotAllowed, Cause: cause}

@@ -11,6 +11,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 )
 
@@ -68,6 +69,9 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 		if desc, ok, err := h.tryMount(r, repo, m, q.Get("from")); err != nil {
 			return err
 		} else if ok {
+			ev := h.blobEvent(r, notify.ActionMount, desc)
+			ev.FromRepository = q.Get("from")
+			h.emit(r, ev)
 			return h.blobCreated(w, r, desc)
 		}
 	}
@@ -96,6 +100,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.log.Debug("monolithic upload", "repository", name, "digest", desc.Digest.String(), "size", desc.Size)
+	h.emit(r, h.blobEvent(r, notify.ActionPush, desc))
 	return h.blobCreated(w, r, desc)
 }
 
@@ -275,6 +280,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.withUploadState(r, up, err)
 	}
+	h.emit(r, h.blobEvent(r, notify.ActionPush, desc))
 	return h.blobCreated(w, r, desc)
 }
 

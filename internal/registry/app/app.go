@@ -23,7 +23,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +34,8 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/api"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/health"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/proxy"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -64,9 +65,10 @@ type App struct {
 	handler  *api.Handler
 	metrics  *prometheus.Registry
 	tls      *tlsutil.Reloader
-	redis    *redis.Cache // nil unless storage.cache.blobdescriptor is redis
+	redis    *redis.Cache     // nil unless storage.cache.blobdescriptor is redis
+	notifier *notify.Notifier // nil without enabled notification endpoints
+	health   *health.Checks
 	proxy    *proxy.Cache // nil unless the proxy section is set
-	healthy  atomic.Bool
 
 	main, debug *server.Server
 	closeOnce   sync.Once
@@ -78,7 +80,6 @@ type App struct {
 // serving. On error nothing is left open.
 func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
-	a.healthy.Store(true)
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -103,13 +104,20 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	if err != nil {
 		return nil, err
 	}
+	rd, err := redirector(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.registry = storage.New(a.driver, storage.Options{
+		Redirector:   rd,
 		Delete:       cfg.Storage.Delete.Enabled,
 		ReadOnly:     cfg.ReadOnly(),
 		Cache:        bdc,
 		ManifestURLs: urlPolicy,
 		Logger:       log,
 	})
+
+	a.health = health.New(healthChecks(cfg, a.driver), log)
 
 	ctl, err := newController(cfg)
 	if err != nil {
@@ -118,6 +126,13 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	m, err := api.NewMetrics(a.metrics)
 	if err != nil {
 		return nil, err
+	}
+	if a.notifier, err = openNotifier(cfg, log, a.metrics); err != nil {
+		return nil, err
+	}
+	var events api.Events
+	if a.notifier != nil {
+		events = a.notifier
 	}
 	_ = a.metrics.Register(collectors.NewGoCollector())
 	_ = a.metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -144,7 +159,8 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 		MaxEntries:      cfg.Catalog.MaxEntries,
 		DisableRedirect: cfg.Storage.Redirect.Disable,
 		Metrics:         m,
-		Healthy:         a.healthy.Load,
+		Events:          events,
+		Healthy:         a.health.Healthy,
 		Proxy:           pull,
 	})
 	if err != nil {
@@ -281,11 +297,12 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { server.ReloadLoop(ctx, a.log, certPollInterval, a.watched(), a.reload, nil) })
-	if a.cfg.Health.StorageDriver.Enabled {
-		wg.Go(func() { a.watchHealth(ctx) })
-	}
+	wg.Go(func() { a.health.Run(ctx) })
 	if a.redis != nil {
 		wg.Go(func() { a.redis.Run(ctx) })
+	}
+	if a.notifier != nil {
+		wg.Go(func() { a.notifier.Run(ctx) })
 	}
 	if a.proxy != nil {
 		wg.Go(func() { a.proxy.Run(ctx) })
@@ -319,6 +336,9 @@ func (a *App) Close() error {
 		}
 		if a.redis != nil {
 			err = errors.Join(err, a.redis.Close())
+		}
+		if a.notifier != nil {
+			err = errors.Join(err, a.notifier.Close())
 		}
 		if a.proxy != nil {
 			err = errors.Join(err, a.proxy.Close())
@@ -362,14 +382,13 @@ func (a *App) debugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		// Only storage decides the status. The cache is optional: a Redis
-		// that is down is reported, but the registry stays healthy (it
-		// serves from storage).
-		detail := map[string]string{}
+		// The health checks decide the status. The cache is optional: a
+		// Redis that is down is reported, but the registry stays healthy
+		// (it serves from storage).
+		detail := a.health.Failing()
 		status := http.StatusOK
-		if !a.healthy.Load() {
+		if len(detail) > 0 {
 			status = http.StatusServiceUnavailable
-			detail["storagedriver"] = "unhealthy"
 		}
 		if a.redis != nil && !a.redis.Up() {
 			detail["redis"] = "unreachable"
@@ -388,34 +407,15 @@ func (a *App) debugHandler() http.Handler {
 	return mux
 }
 
-// watchHealth stats the storage root every interval; threshold failures in
-// a row mark the registry unhealthy (503) until a check passes.
-func (a *App) watchHealth(ctx context.Context) {
-	hc := a.cfg.Health.StorageDriver
-	t := time.NewTicker(hc.Interval)
-	defer t.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, hc.Interval)
-		_, err := a.driver.Stat(cctx, "/")
-		cancel()
-		if err != nil && !driver.IsNotFound(err) {
-			failures++
-			if failures >= hc.Threshold && a.healthy.Swap(false) {
-				a.log.Error("storage health check failing; answering 503", "err", err)
-			}
-			continue
-		}
-		failures = 0
-		if !a.healthy.Swap(true) {
-			a.log.Info("storage health check passing again")
-		}
+// ping checks that d's storage can be reached.
+func ping(ctx context.Context, d driver.Driver) error {
+	if p, ok := d.(driver.Pinger); ok {
+		return p.Ping(ctx)
 	}
+	if _, err := d.Stat(ctx, "/"); err != nil && !driver.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // purgeUploads removes abandoned uploads, then the stale debris of

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/cache/redis"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 )
 
@@ -110,4 +112,44 @@ func openRedisCache(ctx context.Context, r regconfig.Redis, log *slog.Logger, re
 	c := redis.New(ctx, redis.Options{Client: o, Logger: log.With("cache", "redis"), Metrics: m})
 	log.Info("blob descriptor cache on redis", "addrs", o.Addrs, "db", o.DB, "tls", o.TLSConfig != nil, "reachable", c.Up())
 	return c, nil
+}
+
+// ForgetSwept clears, in the Redis blob descriptor cache cfg names, the
+// entries of blobs GC deleted: each blob's own entry and its entry in
+// every repository whose link GC removed. GC runs in a process of its own,
+// so without this a registry could answer HEAD 200 for a swept blob until
+// the entry expires. It returns the number of entries that could not be
+// cleared (Redis unreachable: they are named by warn), never an error
+// about Redis itself; cfg without a Redis cache does nothing.
+func ForgetSwept(ctx context.Context, cfg *regconfig.Config, swept []storage.SweptBlob, warn func(format string, args ...any)) (int, error) {
+	if cfg.Storage.Cache.BlobDescriptor != "redis" || len(swept) == 0 {
+		return 0, nil
+	}
+	o, err := redisOptions(cfg.Redis)
+	if err != nil {
+		return 0, err
+	}
+	c := redis.New(ctx, redis.Options{Client: o})
+	defer func() { _ = c.Close() }()
+	if !c.Up() {
+		n := 0
+		for _, b := range swept {
+			n += 1 + len(b.Repositories)
+		}
+		warn("redis at %s is unreachable: the cache entries of %d swept blobs were not cleared; a registry may answer HEAD 200 for them until they expire (1 h). Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
+			strings.Join(o.Addrs, ","), len(swept), redis.KeyPrefix)
+		return n, nil
+	}
+	for _, b := range swept {
+		_ = c.Clear(ctx, "", b.Digest)
+		for _, repo := range b.Repositories {
+			_ = c.Clear(ctx, repo, b.Digest)
+		}
+	}
+	if n := c.Pending(); n > 0 {
+		warn("redis at %s failed during the cleanup: %d cache entries of swept blobs were not cleared; a registry may answer HEAD 200 for them until they expire (1 h). Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
+			strings.Join(o.Addrs, ","), n, redis.KeyPrefix)
+		return n, nil
+	}
+	return 0, nil
 }

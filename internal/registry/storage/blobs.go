@@ -246,6 +246,9 @@ func (r *Repository) BlobRedirectURL(req *http.Request, dgst digest.Digest) (str
 		return "", err
 	}
 	rd, ok := r.reg.d.(driver.Redirector)
+	if r.reg.opts.Redirector != nil {
+		rd, ok = r.reg.opts.Redirector, true
+	}
 	if !ok {
 		return "", nil
 	}

@@ -30,6 +30,11 @@ var (
 // storage is full (the driver's ErrNoSpace).
 var ErrStorageFull = driver.ErrNoSpace
 
+// ErrUnavailable is wrapped by errors of calls that failed because the
+// storage could not be reached for now (the driver's ErrUnavailable): the
+// client may retry later.
+var ErrUnavailable = driver.ErrUnavailable
+
 // ErrUploadUnknown is ErrBlobUploadUnknown under the name used by
 // ResumeUpload's documentation.
 var ErrUploadUnknown = ErrBlobUploadUnknown

@@ -36,6 +36,16 @@ type GCResult struct {
 	BytesFreed        int64
 	LayerLinksRemoved int
 	Warnings          int
+	// Swept lists the blobs deleted (or, in a dry run, to delete), each
+	// with the repositories whose layer link to it was removed: what a
+	// shared blob descriptor cache must forget.
+	Swept []SweptBlob
+}
+
+// SweptBlob is a blob GC deleted and the repositories that linked it.
+type SweptBlob struct {
+	Digest       digest.Digest
+	Repositories []string
 }
 
 // repoManifests is what GC learns about one repository.
@@ -193,9 +203,13 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	if err := walkRepoDirs(ctx, d, "_layers", func(name string) { layerRepos = append(layerRepos, name) }); err != nil {
 		return res, fmt.Errorf("gc: list repositories: %w", err)
 	}
+	linkedIn := make(map[digest.Digest][]string)
 	for _, name := range layerRepos {
-		n, err := removeLayerLinks(ctx, d, name, swept, opts.DryRun)
-		res.LayerLinksRemoved += n
+		removed, err := removeLayerLinks(ctx, d, name, swept, opts.DryRun)
+		res.LayerLinksRemoved += len(removed)
+		for _, dg := range removed {
+			linkedIn[dg] = append(linkedIn[dg], name)
+		}
 		if err != nil {
 			return res, fmt.Errorf("gc: %s: layer links: %w", name, err)
 		}
@@ -206,6 +220,11 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 				return res, fmt.Errorf("gc: sweep: %w", err)
 			}
 		}
+	}
+	for _, p := range sweepDirs {
+		rel := strings.Split(strings.TrimPrefix(p, blobsRoot+"/"), "/")
+		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
+		res.Swept = append(res.Swept, SweptBlob{Digest: dg, Repositories: linkedIn[dg]})
 	}
 	verb := "deleted"
 	if opts.DryRun {
@@ -335,10 +354,12 @@ func reachable(rm *repoManifests) map[digest.Digest]bool {
 	return out
 }
 
-// removeLayerLinks deletes name's _layers links to swept blobs.
-func removeLayerLinks(ctx context.Context, d driver.Driver, name string, swept map[digest.Digest]bool, dryRun bool) (int, error) {
+// removeLayerLinks deletes name's _layers links to swept blobs and returns
+// the digests whose link it removed (would remove, in a dry run).
+func removeLayerLinks(ctx context.Context, d driver.Driver, name string, swept map[digest.Digest]bool, dryRun bool) ([]digest.Digest, error) {
 	root := repoPath(name) + "/_layers"
 	var dirs []string
+	var dgs []digest.Digest
 	err := d.Walk(ctx, root, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
@@ -350,19 +371,20 @@ func removeLayerLinks(ctx context.Context, d driver.Driver, name string, swept m
 		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[1])
 		if swept[dg] {
 			dirs = append(dirs, fi.Path())
+			dgs = append(dgs, dg)
 		}
 		return driver.ErrSkipDir
 	})
 	if err != nil && !driver.IsNotFound(err) {
-		return 0, err
+		return nil, err
 	}
 	if dryRun {
-		return len(dirs), nil
+		return dgs, nil
 	}
 	for i, p := range dirs {
 		if err := d.Delete(ctx, p); err != nil && !driver.IsNotFound(err) {
-			return i, err
+			return dgs[:i], err
 		}
 	}
-	return len(dirs), nil
+	return dgs, nil
 }

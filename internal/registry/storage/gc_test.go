@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -163,6 +165,24 @@ func TestGC(t *testing.T) {
 				if res.BlobsSwept != len(gone) || res.BytesFreed <= 0 {
 					t.Errorf("BlobsSwept = %d (want %d), BytesFreed = %d", res.BlobsSwept, len(gone), res.BytesFreed)
 				}
+				// Swept names every deleted blob, and the orphan layer
+				// with the repository that linked it (what a shared
+				// cache must forget).
+				sweptSet := map[digest.Digest][]string{}
+				for _, b := range res.Swept {
+					sweptSet[b.Digest] = b.Repositories
+				}
+				for _, dg := range gone {
+					if _, ok := sweptSet[dg]; !ok {
+						t.Errorf("Swept lacks %s", dg)
+					}
+				}
+				if len(res.Swept) != len(gone) {
+					t.Errorf("Swept has %d blobs, want %d", len(res.Swept), len(gone))
+				}
+				if !slices.Contains(sweptSet[f.orphan], "app") {
+					t.Errorf("Swept[%s].Repositories = %q, want it to name app", f.orphan, sweptSet[f.orphan])
+				}
 				app := mustRepo(t, reg, "app")
 				if _, err := app.StatBlob(ctx, f.orphan); err == nil {
 					t.Error("layer link to a swept blob survived")
@@ -204,7 +224,7 @@ func TestGC(t *testing.T) {
 
 func TestGCEmptyStorage(t *testing.T) {
 	res, err := GC(context.Background(), drivers(t)["inmemory"](t), GCOptions{})
-	if err != nil || res != (GCResult{}) {
+	if err != nil || !reflect.DeepEqual(res, GCResult{}) {
 		t.Errorf("GC of nothing = %+v, %v", res, err)
 	}
 }

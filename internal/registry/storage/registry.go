@@ -34,6 +34,9 @@ type Options struct {
 	// Logger receives warnings about unexpected storage content; nil
 	// discards them.
 	Logger *slog.Logger
+	// Redirector, when set, hands out blob URLs in place of the driver's
+	// own (the redirect storage middleware).
+	Redirector driver.Redirector
 }
 
 // Registry is the registry logic over a driver. It is safe for concurrent

@@ -27,7 +27,8 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 // startedat and the running sha256 state under the upload's directory),
 // so it survives a restart and can be resumed by any replica. An Upload
 // value belongs to one request; operations on the same upload id are
-// serialised within a process.
+// serialised within a process, and Commit is safe against other processes
+// (see Commit).
 type Upload struct {
 	repo      *Repository
 	id        string
@@ -275,6 +276,19 @@ type readerOnly struct{ io.Reader }
 // expectedSize (-1 = unknown), flushes it, moves it into place and links it
 // into the repository. A mismatch leaves the upload in place
 // (ErrDigestInvalid, ErrSizeInvalid) so the client may cancel it.
+//
+// Replicas sharing storage share no lock, so Commit is written to be safe
+// against another process working on the same upload at the same moment:
+//
+//   - The digest is checked over exactly the bytes that are moved: the
+//     flush and the move both refuse to go on when the data no longer has
+//     the size that was hashed (another replica appended to it), and the
+//     move copies only the version of the data it measured
+//     (driver.ExactMover).
+//   - Two commits of the same upload (a client retrying its PUT through a
+//     load balancer) both succeed when the blob ends up in place: blobs are
+//     content-addressed, so a commit that finds its data gone, or changed,
+//     but the blob already stored with the verified size, only links it.
 func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize int64) (Descriptor, error) {
 	if err := u.repo.reg.writable(); err != nil {
 		return Descriptor{}, err
@@ -307,6 +321,9 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 	} else {
 		h, err := u.rehash(ctx, dgst.Algorithm(), size)
 		if err != nil {
+			if driver.IsNotFound(err) {
+				return u.committedElsewhere(ctx, Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: size}, err)
+			}
 			return Descriptor{}, err
 		}
 		got = digest.NewDigest(dgst.Algorithm(), h)
@@ -316,27 +333,70 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 			"provided digest did not match uploaded content")
 	}
 	desc := Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: size}
-	// Flush the data before it becomes visible.
+	// Flush the data before it becomes visible: exactly the size hashed.
 	w, err := d.Writer(ctx, u.dataPath(), true)
 	if err != nil {
-		return Descriptor{}, err
+		return u.committedElsewhere(ctx, desc, err)
+	}
+	if w.Size() != size {
+		_ = w.Close()
+		return u.committedElsewhere(ctx, desc, fmt.Errorf("upload %s: %w (%d bytes, %d hashed)", u.id, driver.ErrChanged, w.Size(), size))
 	}
 	if err := w.Commit(ctx); err != nil {
-		return Descriptor{}, err
+		return u.committedElsewhere(ctx, desc, err)
 	}
 	if existing, err := d.Stat(ctx, blobDataPath(dgst)); err == nil && !existing.IsDir() && existing.Size() == size {
 		// Same content already in place (another push got there first).
-	} else if err := d.Move(ctx, u.dataPath(), blobDataPath(dgst)); err != nil {
-		return Descriptor{}, err
+	} else if err := moveExact(ctx, d, u.dataPath(), blobDataPath(dgst), size); err != nil {
+		return u.committedElsewhere(ctx, desc, err)
 	}
+	return u.finishCommit(ctx, desc)
+}
+
+// finishCommit links the stored blob into the repository and removes the
+// upload.
+func (u *Upload) finishCommit(ctx context.Context, desc Descriptor) (Descriptor, error) {
 	if err := u.repo.linkBlob(ctx, desc); err != nil {
 		return Descriptor{}, err
 	}
 	u.repo.reg.cacheSet(ctx, "", desc)
-	if err := d.Delete(ctx, u.dir()); err != nil && !driver.IsNotFound(err) {
+	if err := u.repo.reg.d.Delete(ctx, u.dir()); err != nil && !driver.IsNotFound(err) {
 		u.repo.reg.log.WarnContext(ctx, "removing a committed upload failed", "repository", u.repo.name, "upload", u.id, "err", err)
 	}
 	return desc, nil
+}
+
+// committedElsewhere handles a commit step that failed after the digest
+// was verified. When the data went missing or changed under us (another
+// replica committing or appending to the same upload) but the blob is
+// stored with the verified size, it is the same content: link it and
+// succeed. Otherwise the failure stands: an upload that is gone is
+// unknown, one that changed is invalid (the client raced itself), and
+// anything else (storage unreachable) is returned as it is.
+func (u *Upload) committedElsewhere(ctx context.Context, desc Descriptor, cause error) (Descriptor, error) {
+	lost := driver.IsNotFound(cause) || errors.Is(cause, driver.ErrChanged)
+	if !lost {
+		return Descriptor{}, cause
+	}
+	if fi, err := u.repo.reg.d.Stat(ctx, blobDataPath(desc.Digest)); err == nil && !fi.IsDir() && fi.Size() == desc.Size {
+		u.repo.reg.log.InfoContext(ctx, "upload committed concurrently elsewhere; the blob is in place",
+			"repository", u.repo.name, "upload", u.id, "digest", desc.Digest, "cause", cause)
+		return u.finishCommit(ctx, desc)
+	}
+	if driver.IsNotFound(cause) {
+		return Descriptor{}, uploadUnknown(u.id)
+	}
+	return Descriptor{}, &Error{Err: ErrBlobUploadInvalid, Message: "the upload changed while it was being committed (another request wrote to it at the same time)",
+		Detail: map[string]any{"uuid": u.id}}
+}
+
+// moveExact moves src to dst when src still holds size bytes (see
+// driver.ExactMover); a driver without the capability just moves.
+func moveExact(ctx context.Context, d driver.Driver, src, dst string, size int64) error {
+	if em, ok := d.(driver.ExactMover); ok {
+		return em.MoveExact(ctx, src, dst, size)
+	}
+	return d.Move(ctx, src, dst)
 }
 
 // Cancel abandons the upload and removes its data.

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +13,8 @@ import (
 // new driver cannot forget them. The optional capabilities of d
 // (LocalFiler, Redirector) stay discoverable by type assertion, and
 // io.Closer is passed through. The wrapper always implements Janitor,
-// answering ErrUnsupported when d does not.
+// answering ErrUnsupported when d does not, and ExactMover and Pinger,
+// with a generic fallback when d does not.
 func Checked(d Driver) Driver {
 	if _, ok := d.(checkedMarker); ok {
 		return d
@@ -113,6 +115,41 @@ func (c checked) Move(ctx context.Context, src, dst string) error {
 	return c.d.Move(ctx, src, dst)
 }
 
+// MoveExact uses the driver's own MoveExact when it has one; otherwise it
+// checks src's size with Stat and moves it (the filesystem's rename is
+// atomic, and its writers are serialised by the registry's upload lock).
+func (c checked) MoveExact(ctx context.Context, src, dst string, size int64) error {
+	if err := c.check(ctx, src, dst); err != nil {
+		return err
+	}
+	if em, ok := c.d.(ExactMover); ok {
+		return em.MoveExact(ctx, src, dst, size)
+	}
+	fi, err := c.d.Stat(ctx, src)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Size() != size {
+		return fmt.Errorf("%s: move %s: %w (%d bytes, expected %d)", c.d.Name(), src, ErrChanged, fi.Size(), size)
+	}
+	return c.d.Move(ctx, src, dst)
+}
+
+// Ping uses the driver's own Ping when it has one; otherwise a Stat of the
+// root, where not found (an empty store) counts as reachable.
+func (c checked) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p, ok := c.d.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	if _, err := c.d.Stat(ctx, "/"); err != nil && !IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
 func (c checked) Delete(ctx context.Context, path string) error {
 	if err := c.check(ctx, path); err != nil {
 		return err
@@ -199,6 +236,8 @@ func (c checked) RemoveEmptyDir(ctx context.Context, path string) error {
 }
 
 var (
-	_ Driver  = checked{}
-	_ Janitor = checked{}
+	_ Driver     = checked{}
+	_ Janitor    = checked{}
+	_ ExactMover = checked{}
+	_ Pinger     = checked{}
 )

@@ -7,8 +7,9 @@
 // interface and pass the same conformance suite (package drivertest).
 //
 // Optional capabilities are separate interfaces discovered with type
-// assertions: Redirector (presigned URLs), LocalFiler (sendfile) and
-// Janitor (debris of interrupted writes).
+// assertions: Redirector (presigned URLs), LocalFiler (sendfile), Janitor
+// (debris of interrupted writes), ExactMover (a size-checked move) and
+// Pinger (a reachability check).
 package driver
 
 import (
@@ -113,6 +114,35 @@ type Janitor interface {
 	// returns ErrDirNotEmpty (leaving it) if it is not.
 	RemoveEmptyDir(ctx context.Context, path string) error
 }
+
+// ExactMover is implemented by drivers whose Move is not one atomic rename
+// (S3's is a copy, then a delete), so that a file another process appends
+// to while it is being moved could arrive with more bytes than the caller
+// checked. MoveExact moves src to dst only if src holds exactly size
+// bytes, and moves only the content it measured; otherwise it returns an
+// error wrapping ErrChanged and leaves dst alone. Checked's wrapper always
+// has it: for other drivers it checks the size with Stat, then Moves.
+type ExactMover interface {
+	MoveExact(ctx context.Context, src, dst string, size int64) error
+}
+
+// ErrChanged is wrapped by MoveExact's error when the source is not (or no
+// longer) the size the caller checked.
+var ErrChanged = errors.New("file changed while it was being moved")
+
+// Pinger is implemented by drivers that can check their storage is
+// reachable with one cheap call (S3: the bucket answers to the
+// credentials). Health checks use it; Checked's wrapper always has it,
+// falling back to a Stat of the root for drivers without it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// ErrUnavailable is wrapped by the errors of calls that failed because the
+// storage service could not be reached or answered with a server error
+// (S3 down, a timeout, a 5xx): the same request may work later. The API
+// answers 503 with Retry-After for them.
+var ErrUnavailable = errors.New("storage temporarily unavailable")
 
 // ErrDirNotEmpty is returned by Janitor.RemoveEmptyDir for a directory
 // that has entries.

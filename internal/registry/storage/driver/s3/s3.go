@@ -18,11 +18,14 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -141,7 +144,46 @@ func (d *Driver) fail(op, path string, err error) error {
 	if isNotFound(err) {
 		return &driver.PathNotFoundError{Path: path, Driver: Name}
 	}
+	if isUnavailable(err) {
+		return fmt.Errorf("s3: %s %s in bucket %q at %s: %w: %w", op, path, d.cfg.Bucket, d.endpoint, driver.ErrUnavailable, err)
+	}
 	return fmt.Errorf("s3: %s %s in bucket %q: %w", op, path, d.cfg.Bucket, err)
+}
+
+// isUnavailable reports whether err says the service could not be reached
+// or failed on its side (a connection refused or reset, a timeout, a 5xx,
+// SlowDown), as opposed to refusing the request itself (a 4xx): the same
+// request may succeed later.
+func isUnavailable(err error) bool {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		switch er.Code {
+		case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "XMinioServerNotInitialized":
+			return true
+		}
+		return er.StatusCode >= 500
+	}
+	if errors.Is(err, context.Canceled) {
+		return false // the caller went away; nothing is wrong with S3
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// Ping implements driver.Pinger: one authenticated call about the bucket,
+// whose error names the bucket and endpoint (never the credentials).
+func (d *Driver) Ping(ctx context.Context) error {
+	ok, err := d.client.BucketExists(ctx, d.cfg.Bucket)
+	switch {
+	case err != nil && isUnavailable(err):
+		return fmt.Errorf("s3: bucket %q at %s: %w: %w", d.cfg.Bucket, d.endpoint, driver.ErrUnavailable, err)
+	case err != nil:
+		return fmt.Errorf("s3: bucket %q at %s: %w", d.cfg.Bucket, d.endpoint, err)
+	case !ok:
+		return fmt.Errorf("s3: bucket %q at %s does not exist", d.cfg.Bucket, d.endpoint)
+	}
+	return nil
 }
 
 func isNotFound(err error) bool {
@@ -444,16 +486,36 @@ func (d *Driver) List(ctx context.Context, path string) ([]string, error) {
 // deleted. Unlike a rename it is not atomic, but dst only ever holds the
 // old content or the whole new one.
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
+	return d.move(ctx, src, dst, -1)
+}
+
+// MoveExact implements driver.ExactMover: Move, but only when src holds
+// size bytes, and copying only the object version it measured (every copy
+// request carries x-amz-copy-source-if-match with the ETag it saw). If
+// another writer replaces src in between (another replica committing more
+// bytes), the copy fails with driver.ErrChanged instead of moving bytes
+// that were never checked.
+func (d *Driver) MoveExact(ctx context.Context, src, dst string, size int64) error {
+	return d.move(ctx, src, dst, size)
+}
+
+func (d *Driver) move(ctx context.Context, src, dst string, want int64) error {
 	oi, err := d.client.StatObject(ctx, d.cfg.Bucket, d.keys.key(src), minio.StatObjectOptions{})
 	if err != nil {
 		return d.fail("move", src, err)
 	}
+	if want >= 0 && oi.Size != want {
+		return fmt.Errorf("s3: move %s: %w (%d bytes, expected %d)", src, driver.ErrChanged, oi.Size, want)
+	}
+	var cond map[string]string
+	if want >= 0 && oi.ETag != "" {
+		cond = map[string]string{"x-amz-copy-source-if-match": oi.ETag}
+	}
 	srcKey, dstKey := d.keys.key(src), d.keys.key(dst)
 	if oi.Size <= d.cfg.MultipartCopyThresholdSize {
-		_, err = d.core.CopyObject(ctx, d.cfg.Bucket, srcKey, d.cfg.Bucket, dstKey, d.copyHeaders(), minio.CopySrcOptions{}, minio.PutObjectOptions{})
-		if err != nil {
-			return d.fail("copy to "+dst+" from", src, err)
-		}
+		hdr := d.copyHeaders()
+		maps.Copy(hdr, cond)
+		_, err = d.core.CopyObject(ctx, d.cfg.Bucket, srcKey, d.cfg.Bucket, dstKey, hdr, minio.CopySrcOptions{}, minio.PutObjectOptions{})
 	} else {
 		chunk := d.cfg.MultipartCopyChunkSize
 		if n := (oi.Size + chunk - 1) / chunk; n > maxParts {
@@ -461,11 +523,15 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		}
 		var parts []copyPart
 		for off := int64(0); off < oi.Size; off += chunk {
-			parts = append(parts, copyPart{key: srcKey, off: off, size: min(chunk, oi.Size-off)})
+			parts = append(parts, copyPart{key: srcKey, off: off, size: min(chunk, oi.Size-off), cond: cond})
 		}
-		if err := d.compose(ctx, dstKey, parts, nil); err != nil {
-			return d.fail("copy to "+dst+" from", src, err)
+		err = d.compose(ctx, dstKey, parts, nil)
+	}
+	if err != nil {
+		if isPreconditionFailed(err) {
+			return fmt.Errorf("s3: move %s: %w (its ETag is no longer %s)", src, driver.ErrChanged, oi.ETag)
 		}
+		return d.fail("copy to "+dst+" from", src, err)
 	}
 	err = d.client.RemoveObject(ctx, d.cfg.Bucket, srcKey, minio.RemoveObjectOptions{})
 	if err != nil && !isNotFound(err) {
@@ -474,10 +540,16 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	return nil
 }
 
+func isPreconditionFailed(err error) bool {
+	var er minio.ErrorResponse
+	return errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed)
+}
+
 // copyPart is a byte range of an object to copy into a new one.
 type copyPart struct {
 	key       string
-	off, size int64 // size < 0: the whole object
+	off, size int64             // size < 0: the whole object
+	cond      map[string]string // extra headers of the copy (a source condition)
 }
 
 // compose builds dstKey with a multipart upload from parts (server-side
@@ -524,7 +596,7 @@ func (d *Driver) compose(ctx context.Context, dstKey string, parts []copyPart, t
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			cp, err := d.core.CopyObjectPart(cctx, d.cfg.Bucket, p.key, d.cfg.Bucket, dstKey, id, i+1, p.off, p.size, nil)
+			cp, err := d.core.CopyObjectPart(cctx, d.cfg.Bucket, p.key, d.cfg.Bucket, dstKey, id, i+1, p.off, p.size, p.cond)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -723,5 +795,7 @@ func (d *Driver) RedirectURL(r *http.Request, path string) (string, error) {
 var (
 	_ driver.Driver     = (*Driver)(nil)
 	_ driver.Redirector = (*Driver)(nil)
+	_ driver.ExactMover = (*Driver)(nil)
+	_ driver.Pinger     = (*Driver)(nil)
 	_ io.Closer         = (*Driver)(nil)
 )
