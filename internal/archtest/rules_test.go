@@ -70,6 +70,8 @@ var layers = []placement{
 	{pattern: "internal/registry/storage", layer: layerLogic},
 	{pattern: "internal/registry/notify", layer: layerLogic}, // webhook events: disk queues and delivery
 	{pattern: "internal/registry/health", layer: layerLogic}, // periodic health checks
+	// The pull-through cache stores what it fetches through the storage logic.
+	{pattern: "internal/registry/proxy", layer: layerLogic, sameLayer: []string{"internal/registry/storage"}},
 
 	{pattern: "internal/registry/storage/driver/...", layer: layerDriver,
 		sameLayer: []string{"internal/registry/storage/driver/drivertest"}},
@@ -125,6 +127,10 @@ var bans = []ban{
 	{
 		name: "logic reads no configuration files: it takes its own options, filled in by a composition",
 		from: "internal/registry/storage/...", to: "internal/config/...",
+	},
+	{
+		name: "logic reads no configuration files: it takes its own options, filled in by a composition",
+		from: "internal/registry/proxy", to: "internal/config/...",
 	},
 	{
 		name: "a storage driver imports only the driver contract and leaf utilities",

@@ -6,7 +6,13 @@
 package regconfig
 
 import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
@@ -28,6 +34,8 @@ type Config struct {
 	// Notifications sends webhook events for pushes, pulls, deletes and mounts.
 	Notifications Notifications `yaml:"notifications"`
 	Middleware    Middleware    `yaml:"middleware"`
+	// Proxy makes the registry a pull-through cache; nil when absent.
+	Proxy *Proxy `yaml:"proxy"`
 	// Warnings lists deprecated keys in use and REGISTRY_* variables that
 	// name no key. They do not stop the registry.
 	Warnings []string `yaml:"-"`
@@ -430,4 +438,99 @@ type StorageDriverHealth struct {
 	Enabled   bool          `yaml:"enabled"`
 	Interval  time.Duration `yaml:"interval"`  // default 10s
 	Threshold int           `yaml:"threshold"` // default 1
+}
+
+// Proxy is the pull-through cache section. Distribution's form mirrors one
+// upstream for the whole registry (RemoteURL, Username, Password, TTL);
+// Gatehouse also reads Upstreams (several upstreams chosen by repository
+// prefix, beside hosted repositories) and MaxSize (a disk cap).
+type Proxy struct {
+	RemoteURL string        `yaml:"remoteurl"`
+	Username  string        `yaml:"username"`
+	Password  secret.Secret `yaml:"password"`
+	// TTL is how long fetched content stays cached (default 168h); zero
+	// or negative keeps it until evicted for space. With Upstreams it is
+	// the default of each entry.
+	TTL *time.Duration `yaml:"ttl"`
+	// Upstreams (a Gatehouse extension) mirrors each upstream under its
+	// Prefix; repositories under no prefix are hosted and accept pushes.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// MaxSize (a Gatehouse extension) caps the bytes of cached blobs; the
+	// least recently pulled are evicted beyond it. Zero: no cap.
+	MaxSize ByteSize `yaml:"maxsize"`
+}
+
+// Upstream is one entry of proxy.upstreams.
+type Upstream struct {
+	Prefix    string         `yaml:"prefix"`
+	RemoteURL string         `yaml:"remoteurl"`
+	Username  string         `yaml:"username"`
+	Password  secret.Secret  `yaml:"password"`
+	TTL       *time.Duration `yaml:"ttl"`
+}
+
+// List returns the configured upstreams in one form: distribution's
+// single remoteurl becomes one upstream with an empty prefix (the whole
+// registry). TTLs are filled in.
+func (p *Proxy) List() []Upstream {
+	if p == nil {
+		return nil
+	}
+	ttl := DefaultProxyTTL
+	if p.TTL != nil {
+		ttl = *p.TTL
+	}
+	var out []Upstream
+	if p.RemoteURL != "" {
+		out = append(out, Upstream{RemoteURL: p.RemoteURL, Username: p.Username, Password: p.Password, TTL: &ttl})
+	}
+	for _, u := range p.Upstreams {
+		if u.TTL == nil {
+			t := ttl
+			u.TTL = &t
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// ByteSize is a number of bytes, written as a whole number or with a unit:
+// 500MB, 20GiB, 1TB (B, KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB,
+// TiB of 1024).
+type ByteSize int64
+
+// UnmarshalYAML reads a number or a number with a unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// ParseByteSize parses "1073741824", "1GiB" or "1GB".
+func ParseByteSize(s string) (ByteSize, error) {
+	orig := s
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || (n > 0 && mult > math.MaxInt64/n) {
+		return 0, fmt.Errorf("%q is not a size: write a whole number of bytes or a number with a unit (500MB, 20GiB)", orig)
+	}
+	return ByteSize(n * mult), nil
 }

@@ -18,7 +18,7 @@ import (
 var refused = map[string]string{
 	"middleware.registry":   "registry middlewares are not supported; remove the section",
 	"middleware.repository": "repository middlewares are not supported; remove the section",
-	"proxy":                 "not supported yet (no pull-through cache); remove the section",
+	"proxy.exec":            "credential helpers are not supported; give proxy.username and proxy.password",
 	"auth.silly":            "the silly access controller accepts any credentials; use auth.htpasswd or auth.token",
 	"storage.gcs":           "not supported yet; use filesystem or s3",
 	"storage.azure":         "not supported yet; use filesystem or s3",
@@ -161,6 +161,8 @@ func kindName(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeOf(time.Duration(0)):
 		return `a duration such as "30s" or "168h"`
+	case t == reflect.TypeOf(ByteSize(0)):
+		return `a size such as "20GiB" or "500MB"`
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:

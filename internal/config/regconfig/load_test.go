@@ -140,7 +140,17 @@ func TestParseProblems(t *testing.T) {
 		{"redirect bad", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  storage:\n    - name: redirect\n      options: {baseurl: cdn.example.com, duration: 1h}\n    - name: magic\n",
 			[]string{"not an http(s) URL", `unknown redirect option "duration"`, `unknown storage middleware "magic"`}},
 		{"redirect without baseurl", "version: 0.1\nstorage: {inmemory: {}}\nmiddleware:\n  storage:\n    - name: redirect\n", []string{"needs options.baseurl"}},
-		{"refused proxy", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: x}\n", []string{"not supported yet"}},
+		{"proxy empty", "version: 0.1\nstorage: {inmemory: {}}\nproxy:\n", []string{"needs remoteurl"}},
+		{"proxy url not absolute", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: registry-1.docker.io}\n", []string{"not an absolute http(s) URL"}},
+		{"proxy url with path", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example/v2/'}\n", []string{"without a path"}},
+		{"proxy username only", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example', username: u}\n", []string{"both username and password"}},
+		{"proxy exec refused", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example', exec: {command: x}}\n", []string{"credential helpers"}},
+		{"proxy bad ttl", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example', ttl: 7days}\n", []string{"7days"}},
+		{"proxy both forms", "version: 0.1\nstorage: {inmemory: {}}\nproxy:\n  remoteurl: https://r.example\n  upstreams: [{prefix: a, remoteurl: 'https://a.example'}]\n", []string{"both remoteurl"}},
+		{"proxy upstream problems", "version: 0.1\nstorage: {inmemory: {}}\nproxy:\n  upstreams:\n  - {remoteurl: 'https://a.example'}\n  - {prefix: Docker.IO, remoteurl: 'https://b.example'}\n  - {prefix: d, remoteurl: 'https://c.example'}\n  - {prefix: d}\n  - {prefix: d/x, remoteurl: 'https://e.example'}\n",
+			[]string{"proxy.upstreams.0.prefix is required", `"Docker.IO" is not a repository name`, "proxy.upstreams.3.remoteurl is required", `also the prefix of proxy.upstreams.2`, `prefix "d/x" lies under the prefix "d"`, `prefix "d/x" lies under the prefix "d"`}},
+		{"proxy credentials at the top with upstreams", "version: 0.1\nstorage: {inmemory: {}}\nproxy:\n  username: u\n  password: p\n  upstreams: [{prefix: a, remoteurl: 'https://a.example'}]\n", []string{"belong in each upstreams entry"}},
+		{"proxy bad maxsize", "version: 0.1\nstorage: {inmemory: {}}\nproxy: {remoteurl: 'https://r.example', maxsize: 12 parsecs}\n", []string{"is not a size"}},
 		{"refused silly", "version: 0.1\nstorage: {inmemory: {}}\nauth:\n  silly: {realm: x}\n", []string{"silly"}},
 		{"bad duration", "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      age: 7days\n", []string{"7days"}},
 		{"bad bool", "version: 0.1\nstorage:\n  inmemory:\n  delete:\n    enabled: maybe\n", []string{"true or false"}},
@@ -328,6 +338,53 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if cfg.Driver() != "filesystem" || cfg.AuthKind() != "token" || len(cfg.Warnings) != 0 {
 		t.Errorf("driver %q auth %q warnings %q", cfg.Driver(), cfg.AuthKind(), cfg.Warnings)
+	}
+}
+
+func TestProxyForms(t *testing.T) {
+	week, hour := 168*time.Hour, time.Hour
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want []Upstream
+		max  ByteSize
+	}{
+		{"distribution form, default ttl", "proxy:\n  remoteurl: https://registry-1.docker.io\n  username: u\n  password: p\n", nil,
+			[]Upstream{{RemoteURL: "https://registry-1.docker.io", Username: "u", Password: "p", TTL: &week}}, 0},
+		{"ttl 0 kept", "proxy:\n  remoteurl: https://r.example\n  ttl: 0s\n", nil,
+			[]Upstream{{RemoteURL: "https://r.example", TTL: new(time.Duration)}}, 0},
+		{"environment", "", []string{"REGISTRY_PROXY_REMOTEURL=https://env.example", "REGISTRY_PROXY_USERNAME=eu", "REGISTRY_PROXY_PASSWORD=ep", "REGISTRY_PROXY_TTL=1h", "REGISTRY_PROXY_MAXSIZE=2GiB"},
+			[]Upstream{{RemoteURL: "https://env.example", Username: "eu", Password: "ep", TTL: &hour}}, 2 << 30},
+		{"upstreams inherit ttl", "proxy:\n  ttl: 1h\n  maxsize: 500MB\n  upstreams:\n  - {prefix: docker.io, remoteurl: 'https://registry-1.docker.io'}\n  - {prefix: ghcr.io, remoteurl: 'https://ghcr.io', ttl: 168h}\n", nil,
+			[]Upstream{{Prefix: "docker.io", RemoteURL: "https://registry-1.docker.io", TTL: &hour}, {Prefix: "ghcr.io", RemoteURL: "https://ghcr.io", TTL: &week}}, 500e6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yml", []byte("version: 0.1\nstorage: {inmemory: {}}\n"+tt.yaml), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, cfg.Proxy.List()); diff != "" {
+				t.Errorf("upstreams (-want +got):\n%s", diff)
+			}
+			if cfg.Proxy.MaxSize != tt.max {
+				t.Errorf("maxsize = %d, want %d", cfg.Proxy.MaxSize, tt.max)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"0": 0, "1024": 1024, "1KiB": 1024, "3 MiB": 3 << 20, "2GB": 2e9, "1TiB": 1 << 40, "7B": 7} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5GB", "GB", "1PB", "99999999999TiB"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 	DefaultAutoRedirectPath  = "/auth/token/"
 	DefaultMetricsPath       = "/metrics"
 	DefaultHealthInterval    = 10 * time.Second
+	DefaultProxyTTL          = 168 * time.Hour
 )
 
 // AuthKind names the access controller in use: "token", "htpasswd" or ""
@@ -77,6 +78,9 @@ func (c *Config) markPresent(doc *config.Doc) {
 	}
 	if doc.Node("auth.htpasswd") != nil && c.Auth.Htpasswd == nil {
 		c.Auth.Htpasswd = &HtpasswdAuth{}
+	}
+	if doc.Node("proxy") != nil && c.Proxy == nil {
+		c.Proxy = &Proxy{}
 	}
 }
 
@@ -380,6 +384,7 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 		add("health.storagedriver", "health.storagedriver interval and threshold must not be negative", "")
 	}
 	c.validateExtra(add)
+	ps = append(ps, c.validateProxy(doc)...)
 	return ps
 }
 

@@ -35,6 +35,11 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p := h.proxied(repo.Name()); p != nil {
+		if served, err := h.proxyBlob(w, r, p, repo, dgst); served || err != nil {
+			return err
+		}
+	}
 	if r.Method == http.MethodHead {
 		desc, err := repo.StatBlob(ctx, dgst)
 		if err != nil {

@@ -58,6 +58,9 @@ type Options struct {
 	// Healthy, when set, is asked before every request: false answers 503
 	// (a health check is failing).
 	Healthy func() bool
+	// Proxy, when set, mirrors the repositories it claims from upstream
+	// registries (the pull-through cache).
+	Proxy PullThrough
 }
 
 // smallRequestTimeout bounds reading and answering requests that carry no
@@ -220,6 +223,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ri *reqInfo) err
 	ri.authorized = true
 	if h.opts.ReadOnly && isWrite(r.Method) {
 		return readOnlyError(nil)
+	}
+	if isWrite(r.Method) && h.proxied(rt.Name) != nil {
+		return proxyWriteRefused()
 	}
 	// Everything but blob bytes is small: a client that trickles it is cut
 	// off. Blob transfers take as long as they need. The deadline is set

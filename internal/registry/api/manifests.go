@@ -29,6 +29,11 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p := h.proxied(repo.Name()); p != nil {
+		if err := p.PrepareManifest(ctx, repo.Name(), ref); err != nil {
+			return upstreamError(err)
+		}
+	}
 	hdr := w.Header()
 	if r.Method == http.MethodHead {
 		desc, err := repo.StatManifest(ctx, ref)

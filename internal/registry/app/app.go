@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/registry/auth"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/health"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/proxy"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/server"
@@ -67,6 +68,7 @@ type App struct {
 	redis    *redis.Cache     // nil unless storage.cache.blobdescriptor is redis
 	notifier *notify.Notifier // nil without enabled notification endpoints
 	health   *health.Checks
+	proxy    *proxy.Cache // nil unless the proxy section is set
 
 	main, debug *server.Server
 	closeOnce   sync.Once
@@ -134,6 +136,13 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 	}
 	_ = a.metrics.Register(collectors.NewGoCollector())
 	_ = a.metrics.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var pull api.PullThrough
+	if cfg.Proxy != nil {
+		if a.proxy, err = newProxy(ctx, cfg, a.registry, log, a.metrics); err != nil {
+			return nil, err
+		}
+		pull = a.proxy
+	}
 	a.handler, err = api.New(api.Options{
 		Registry:        a.registry,
 		Auth:            ctl,
@@ -152,6 +161,7 @@ func New(ctx context.Context, cfg *regconfig.Config, log *slog.Logger) (_ *App, 
 		Metrics:         m,
 		Events:          events,
 		Healthy:         a.health.Healthy,
+		Proxy:           pull,
 	})
 	if err != nil {
 		return nil, err
@@ -286,6 +296,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.notifier != nil {
 		tasks = append(tasks, a.notifier.Run)
 	}
+	if a.proxy != nil {
+		wg.Go(func() { a.proxy.Run(ctx) })
+	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
 		tasks = append(tasks, a.purgeUploads)
 	}
@@ -307,6 +320,9 @@ func (a *App) Close() error {
 		}
 		if a.notifier != nil {
 			err = errors.Join(err, a.notifier.Close())
+		}
+		if a.proxy != nil {
+			err = errors.Join(err, a.proxy.Close())
 		}
 	})
 	return err

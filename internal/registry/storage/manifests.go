@@ -52,6 +52,12 @@ type PutResult struct {
 // pass Options.ManifestURLs instead), and an index's children must be
 // manifests of the repository.
 func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, payload []byte) (PutResult, error) {
+	return r.putManifest(ctx, ref, mediaType, payload, true)
+}
+
+// putManifest stores a manifest; check applies the reference and URL
+// rules (off for manifests a pull-through cache copies from an upstream).
+func (r *Repository) putManifest(ctx context.Context, ref, mediaType string, payload []byte, check bool) (PutResult, error) {
 	if err := r.reg.writable(); err != nil {
 		return PutResult{}, err
 	}
@@ -63,8 +69,10 @@ func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, pay
 	if err != nil {
 		return PutResult{}, err
 	}
-	if err := r.reg.opts.ManifestURLs.checkLayerURLs(m); err != nil {
-		return PutResult{}, err
+	if check {
+		if err := r.reg.opts.ManifestURLs.checkLayerURLs(m); err != nil {
+			return PutResult{}, err
+		}
 	}
 	alg := digest.Canonical
 	if refDigest != "" {
@@ -75,8 +83,10 @@ func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, pay
 		return PutResult{}, errorf(ErrDigestInvalid, map[string]any{"digest": refDigest.String()},
 			"manifest digest did not match the reference")
 	}
-	if err := r.checkReferences(ctx, m); err != nil {
-		return PutResult{}, err
+	if check {
+		if err := r.checkReferences(ctx, m); err != nil {
+			return PutResult{}, err
+		}
 	}
 	d := r.reg.d
 	if fi, err := d.Stat(ctx, blobDataPath(dgst)); err != nil || fi.Size() != int64(len(payload)) {
