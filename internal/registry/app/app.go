@@ -297,7 +297,7 @@ func (a *App) Run(ctx context.Context) error {
 		tasks = append(tasks, a.notifier.Run)
 	}
 	if a.proxy != nil {
-		wg.Go(func() { a.proxy.Run(ctx) })
+		tasks = append(tasks, a.proxy.Run)
 	}
 	if a.cfg.Storage.Maintenance.UploadPurging.IsEnabled() && !a.cfg.ReadOnly() {
 		tasks = append(tasks, a.purgeUploads)
