@@ -31,3 +31,16 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricValue(t *testing.T) {
+	text := "# HELP x\ngatehouse_auth_token_cache_total{result=\"hit\"} 12345\ngatehouse_auth_token_cache_total{result=\"miss\"} 3\n"
+	for _, tc := range []struct{ series, want string }{
+		{`gatehouse_auth_token_cache_total{result="hit"}`, "12345"},
+		{`gatehouse_auth_token_cache_total{result="miss"}`, "3"},
+		{`gatehouse_auth_token_cache_total{result="other"}`, "?"},
+	} {
+		if got := metricValue(text, tc.series); got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.series, got, tc.want)
+		}
+	}
+}

@@ -122,11 +122,21 @@ type Chain struct {
 	AccountFailures int
 	IPFailures      int
 	FailureWindow   time.Duration
+	// TokenCacheTTL is how long an issued access token is handed out
+	// again to identical requests (DefaultTokenCacheTTL when zero;
+	// negative disables the cache). Never longer than a tenth of
+	// Expiration: a reused token has at least 90% of its lifetime left.
+	TokenCacheTTL time.Duration
+	// TokenCacheSize bounds the token cache (DefaultTokenCacheEntries
+	// when zero or negative).
+	TokenCacheSize int
 
 	// inflight counts requests using this chain.
 	inflight atomic.Int64
-	// cache and limiters belong to the chain: a reload starts them empty.
+	// cache, tokens and limiters belong to the chain: a reload starts
+	// them empty.
 	cache     *credcache.Cache
+	tokens    *tokenCache
 	byAccount *ratelimit.Limiter
 	byIP      *ratelimit.Limiter
 }
@@ -164,6 +174,7 @@ func (c *Chain) prepare(cacheSize int) error {
 	}
 	c.RefreshExpiration = orDefault(c.RefreshExpiration, DefaultRefreshExpiration)
 	c.cache = credcache.New(orDefault(c.CacheTTL, credcache.DefaultTTL), cacheSize)
+	c.tokens = newTokenCache(orDefault(c.TokenCacheTTL, DefaultTokenCacheTTL), c.Expiration, c.TokenCacheSize)
 	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, ratelimit.DefaultAccountFailures), c.FailureWindow, 0)
 	c.byIP = ratelimit.New(orDefault(c.IPFailures, ratelimit.DefaultIPFailures), c.FailureWindow, 0)
 	return nil
@@ -336,7 +347,7 @@ func release(c *Chain) { c.inflight.Add(-1) }
 // Swap replaces the chain being served. New requests use next at once;
 // the old chain is closed in the background once its running requests are
 // done, or after Options.CloseGrace at the latest. next starts with an
-// empty credential cache and rate limits.
+// empty credential cache, token cache and rate limits.
 func (s *Server) Swap(next *Chain) error {
 	if err := next.prepare(s.opts.CacheSize); err != nil {
 		return err
@@ -349,6 +360,7 @@ func (s *Server) Swap(next *Chain) error {
 
 func (s *Server) retire(old *Chain) {
 	old.cache.Purge()
+	old.tokens.purge()
 	s.closers.Add(1)
 	go func() {
 		defer s.closers.Done()

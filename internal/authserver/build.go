@@ -40,6 +40,8 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		AccountFailures: offIfZero(cfg.Server.RateLimit.FailedLoginsPerAccount),
 		IPFailures:      offIfZero(cfg.Server.RateLimit.FailedLoginsPerIP),
 		FailureWindow:   cfg.Server.RateLimit.Window,
+		TokenCacheTTL:   offIfZero(cfg.Server.TokenCache.TTL),
+		TokenCacheSize:  cfg.Server.TokenCache.MaxEntries,
 	}
 	defer func() {
 		if err != nil {

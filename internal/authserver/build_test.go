@@ -148,7 +148,38 @@ acl: []
 	if c.RefreshKey != nil {
 		t.Fatal("refresh key set although refresh tokens are off")
 	}
-	if c.CacheTTL <= 0 || c.AccountFailures <= 0 {
-		t.Errorf("defaults from the config not used: cache %v account %d", c.CacheTTL, c.AccountFailures)
+	if c.CacheTTL <= 0 || c.AccountFailures <= 0 || c.TokenCacheTTL != time.Minute || c.TokenCacheSize != 4096 {
+		t.Errorf("defaults from the config not used: cache %v account %d token cache %v/%d", c.CacheTTL, c.AccountFailures, c.TokenCacheTTL, c.TokenCacheSize)
+	}
+}
+
+func TestBuildTokenCache(t *testing.T) {
+	for _, tc := range []struct {
+		server  string
+		ttl     time.Duration
+		size    int
+		enabled bool
+	}{
+		{"  token_cache: {ttl: 30s, max_entries: 10}\n", 30 * time.Second, 10, true},
+		{"  token_cache: {ttl: 0s}\n", -1, 4096, false},
+	} {
+		c, _, _ := buildFromYAML(t, tc.server+`token:
+  issuer: i
+  expiration: 900
+users:
+  "": {}
+acl: []
+`)
+		if c.TokenCacheTTL != tc.ttl || c.TokenCacheSize != tc.size {
+			t.Errorf("%q: chain token cache %v/%d, want %v/%d", tc.server, c.TokenCacheTTL, c.TokenCacheSize, tc.ttl, tc.size)
+		}
+		srv, err := New(c, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.Chain().tokens != nil; got != tc.enabled {
+			t.Errorf("%q: token cache on %v, want %v", tc.server, got, tc.enabled)
+		}
+		_ = srv.Close()
 	}
 }

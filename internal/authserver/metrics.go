@@ -12,6 +12,7 @@ type metrics struct {
 	requests    *prometheus.CounterVec   // endpoint, outcome
 	duration    *prometheus.HistogramVec // endpoint
 	cache       *prometheus.CounterVec   // result
+	tokenCache  *prometheus.CounterVec   // result
 	rateLimited *prometheus.CounterVec   // key
 	reloads     *prometheus.CounterVec   // result
 	handler     http.Handler
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, e
 			Namespace: "gatehouse", Subsystem: "auth", Name: "credential_cache_total",
 			Help: "Verified-credential cache lookups by result (hit, miss).",
 		}, []string{"result"}),
+		tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "auth", Name: "token_cache_total",
+			Help: "Issued-token cache lookups by result (hit: a token signed for an identical request was handed out again; miss: a new one was signed).",
+		}, []string{"result"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "auth", Name: "rate_limited_total",
 			Help: "Requests refused with 429 because of failed logins, by limit (account, ip).",
@@ -46,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, e
 			Help: "Configuration reloads by result (success, failure).",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.rateLimited, m.reloads} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.tokenCache, m.rateLimited, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -54,6 +59,8 @@ func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, e
 	// Make the series visible before the first event.
 	m.cache.WithLabelValues("hit")
 	m.cache.WithLabelValues("miss")
+	m.tokenCache.WithLabelValues("hit")
+	m.tokenCache.WithLabelValues("miss")
 	m.rateLimited.WithLabelValues("account")
 	m.rateLimited.WithLabelValues("ip")
 	m.reloads.WithLabelValues("success")

@@ -201,10 +201,15 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 		return internalError(err)
 	}
 	now := s.now()
-	claims := token.NewClaims(c.Issuer, tr.account, tr.service, now, c.Expiration, access)
-	jwt, err := c.Signer.Sign(claims)
-	if err != nil {
-		return internalError(fmt.Errorf("sign token: %w", err))
+	tok, reused, herr := s.accessToken(ctx, c, tr, entry, access, now)
+	if herr != nil {
+		return herr
+	}
+	expiresIn := int64(c.Expiration / time.Second)
+	if reused {
+		// What is left of it, rounded down: a client never holds on to
+		// a token longer than it lives.
+		expiresIn = int64(tok.expiry.Sub(now) / time.Second)
 	}
 	if tr.offline && len(c.RefreshKey) > 0 {
 		rc := refreshClaims{
@@ -220,10 +225,10 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 		}
 	}
 	body, err := json.Marshal(tokenResponse{ //nolint:gosec // G117: this response exists to carry the token
-		Token:        jwt,
-		AccessToken:  jwt,
-		ExpiresIn:    int64(c.Expiration / time.Second),
-		IssuedAt:     now.UTC().Format(time.RFC3339),
+		Token:        tok.jwt,
+		AccessToken:  tok.jwt,
+		ExpiresIn:    expiresIn,
+		IssuedAt:     tok.issued.UTC().Format(time.RFC3339),
 		RefreshToken: refreshToken,
 	})
 	if err != nil {
@@ -236,6 +241,45 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, c *Chain, tr 
 	h.Set("Pragma", "no-cache")
 	_, _ = w.Write(body)
 	return nil
+}
+
+// accessToken returns the signed access token for an authenticated and
+// authorized request: the one an identical request got a moment ago when
+// the chain's token cache holds it (reused is then true), else a new one,
+// which the cache then keeps. The cache key is made of what decides the
+// token's content and of the login's identity (see tokenCache), never of
+// the password. An account whose credential version cannot be read now
+// gets a new token that is not cached.
+func (s *Server) accessToken(ctx context.Context, c *Chain, tr *tokenRequest, entry credcache.Entry, access []token.ResourceActions, now time.Time) (tok cachedToken, reused bool, herr *httpError) {
+	var key tokenKey
+	cacheable := false
+	if c.tokens != nil {
+		id := tokenIdentity{authenticator: entry.Authenticator, account: tr.account, labels: entry.Labels, service: tr.service, access: access}
+		cacheable = true
+		if cv, ok := authenticatorNamed(c, entry.Authenticator).(CredentialVersion); ok {
+			v, err := cv.CredentialVersion(ctx, tr.account)
+			id.credential, id.hasCredential = v, true
+			cacheable = err == nil
+		}
+		if cacheable {
+			key = c.tokens.key(&id)
+			if t, ok := c.tokens.get(key, now); ok {
+				s.metrics.tokenCache.WithLabelValues("hit").Inc()
+				return t, true, nil
+			}
+			s.metrics.tokenCache.WithLabelValues("miss").Inc()
+		}
+	}
+	claims := token.NewClaims(c.Issuer, tr.account, tr.service, now, c.Expiration, access)
+	jwt, err := c.Signer.Sign(claims)
+	if err != nil {
+		return cachedToken{}, false, internalError(fmt.Errorf("sign token: %w", err))
+	}
+	tok = cachedToken{jwt: jwt, issued: now, expiry: time.Unix(claims.Expiry, 0)}
+	if cacheable {
+		c.tokens.put(key, tok, now)
+	}
+	return tok, false, nil
 }
 
 func retryLater(limit string, wait time.Duration) *httpError {

@@ -54,6 +54,9 @@ type AuthOptions struct {
 	Anonymous bool
 	// CacheTTL is server.credential_cache_ttl ("5m", "0s" to turn it off).
 	CacheTTL string
+	// TokenCacheTTL is server.token_cache.ttl ("1m", "0s" to turn it
+	// off); empty leaves the key out of the file.
+	TokenCacheTTL string
 	// Issuer is token.issuer.
 	Issuer string
 }
@@ -101,6 +104,9 @@ func StartAuthServer(ctx context.Context, gatehouse string, o AuthOptions) (*Aut
 	}
 	if o.CacheTTL != "" {
 		fmt.Fprintf(&b, "  credential_cache_ttl: %s\n", o.CacheTTL)
+	}
+	if o.TokenCacheTTL != "" {
+		fmt.Fprintf(&b, "  token_cache: {ttl: %s}\n", o.TokenCacheTTL)
 	}
 	fmt.Fprintf(&b, "token:\n  issuer: %q\n  expiration: 3600\n  certificate: %q\n  key: %q\n", o.Issuer, crt, key)
 	fmt.Fprintf(&b, "users:\n  %q:\n    password: %q\n", BenchUser, string(hash))

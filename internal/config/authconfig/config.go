@@ -22,6 +22,8 @@ import (
 const (
 	DefaultNet                    = "tcp"
 	DefaultCredentialCacheTTL     = 5 * time.Minute
+	DefaultTokenCacheTTL          = time.Minute
+	DefaultTokenCacheEntries      = 4096
 	DefaultLogFormat              = "text"
 	DefaultLogLevel               = "info"
 	DefaultMetricsPath            = "/metrics"
@@ -88,6 +90,10 @@ type Server struct {
 	// remembered, so bcrypt and LDAP are not asked on every token request
 	// (Gatehouse extension; default 5m, 0 disables).
 	CredentialCacheTTL time.Duration `yaml:"credential_cache_ttl"`
+	// TokenCache hands an access token out again to identical requests
+	// for a short while instead of signing a new one (Gatehouse
+	// extension; on by default).
+	TokenCache TokenCache `yaml:"token_cache"`
 	// LogFormat is "text" (default) or "json" (Gatehouse extension).
 	LogFormat string `yaml:"log_format"`
 	// LogLevel is "debug", "info" (default), "warn" or "error" (Gatehouse extension).
@@ -114,6 +120,20 @@ type RateLimit struct {
 	FailedLoginsPerIP int `yaml:"failed_logins_per_ip"`
 	// Window is the period the counts cover (default 5m).
 	Window time.Duration `yaml:"window"`
+}
+
+// TokenCache configures the issued-token cache (Gatehouse extension): an
+// access token signed for a request is handed out again, for up to TTL,
+// to requests with the same account, authenticator, labels, credential,
+// service and granted access, and only while at least 90% of its
+// lifetime is left.
+type TokenCache struct {
+	// TTL is how long a token may be handed out again after it was
+	// signed (default 1m; 0 turns the cache off). A tenth of
+	// token.expiration is the most that is used.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxEntries bounds the number of tokens held (default 4096).
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // Metrics configures the Prometheus endpoint (Gatehouse extension).

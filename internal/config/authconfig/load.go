@@ -161,6 +161,12 @@ func (v *validator) setDefaults() {
 	if !v.present("server.credential_cache_ttl") {
 		s.CredentialCacheTTL = DefaultCredentialCacheTTL
 	}
+	if !v.present("server.token_cache.ttl") {
+		s.TokenCache.TTL = DefaultTokenCacheTTL
+	}
+	if !v.present("server.token_cache.max_entries") {
+		s.TokenCache.MaxEntries = DefaultTokenCacheEntries
+	}
 	if s.LogFormat == "" {
 		s.LogFormat = DefaultLogFormat
 	}

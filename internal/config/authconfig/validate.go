@@ -138,6 +138,7 @@ func (v *validator) server() {
 	if s.CredentialCacheTTL < 0 {
 		v.errAt("server.credential_cache_ttl", "server.credential_cache_ttl must not be negative", "0 turns the cache off")
 	}
+	v.tokenCache()
 	switch s.LogFormat {
 	case "", "text", "json":
 	default:
@@ -157,6 +158,26 @@ func (v *validator) server() {
 	}
 	if p := s.Metrics.Path; p != "" && !strings.HasPrefix(p, "/") {
 		v.errAt("server.metrics.path", fmt.Sprintf("server.metrics.path %q does not start with /", p), "path: /metrics")
+	}
+}
+
+// tokenCache checks server.token_cache. Its TTL is weighed against
+// token.expiration: a token is reused only while 90% of its lifetime is
+// left, so a longer TTL is cut to a tenth of the lifetime, with a warning.
+func (v *validator) tokenCache() {
+	tc := v.cfg.Server.TokenCache
+	if n := v.doc.Node("server.token_cache"); n != nil && n.Kind != yaml.MappingNode {
+		return // the decoder has reported it
+	}
+	switch lifetime := v.cfg.Token.Lifetime(); {
+	case tc.TTL < 0:
+		v.errAt("server.token_cache.ttl", "server.token_cache.ttl must not be negative", "ttl: 0s turns the token cache off")
+	case tc.TTL > 0 && lifetime > 0 && v.present("server.token_cache.ttl") && tc.TTL > lifetime/10:
+		v.warnAt("server.token_cache.ttl", fmt.Sprintf("server.token_cache.ttl %s is more than a tenth of token.expiration (%s): a token is handed out again only while 90%% of its lifetime is left, so for at most %s",
+			tc.TTL, lifetime, lifetime/10), fmt.Sprintf("ttl: %s", lifetime/10))
+	}
+	if tc.MaxEntries <= 0 && v.present("server.token_cache.max_entries") {
+		v.errAt("server.token_cache.max_entries", fmt.Sprintf("server.token_cache.max_entries must be positive, not %d", tc.MaxEntries), "max_entries: 4096 (ttl: 0s turns the token cache off)")
 	}
 }
 

@@ -146,6 +146,9 @@ func TestValidate(t *testing.T) {
 			want: []string{`server.log_format "yaml" is not text or json`, `server.log_level "loud"`, "credential_cache_ttl must not be negative",
 				"failed_logins_per_ip must not be negative", "window must be a positive duration", `server.metrics.addr "nowhere"`, `server.metrics.path "metrics" does not start with /`}},
 		{name: "duration type error", doc: doc{server: baseServer + "  credential_cache_ttl: 300\n"}, want: []string{"expected a duration here"}},
+		{name: "token cache", doc: doc{server: baseServer + "  token_cache: {ttl: -1s, max_entries: 0}\n"},
+			want: []string{"server.token_cache.ttl must not be negative (fix: ttl: 0s turns the token cache off)", "server.token_cache.max_entries must be positive, not 0"}},
+		{name: "token cache unknown key", doc: doc{server: baseServer + "  token_cache: {ttl: 1m, size: 10}\n"}, want: []string{"size"}},
 
 		{name: "ldap ok", doc: doc{users: "-", extra: ldapOK}},
 		{name: "ldap unknown tls is an error", doc: doc{users: "-", extra: strings.Replace(ldapOK, "tls: always", "tls: ssl", 1)},
@@ -205,11 +208,11 @@ func TestDefaultsAndResolution(t *testing.T) {
 		t.Fatalf("problems:%s", lines(problemsOf(t, err)))
 	}
 	s := cfg.Server
-	got := []any{s.Net, s.MinVersion, s.CipherSuites, s.CurvePreferences, s.CredentialCacheTTL, s.LogFormat, s.LogLevel,
+	got := []any{s.Net, s.MinVersion, s.CipherSuites, s.CurvePreferences, s.CredentialCacheTTL, s.TokenCache, s.LogFormat, s.LogLevel,
 		s.RateLimit, s.Metrics.Path, cfg.Token.Certificate, cfg.Token.Key, cfg.Token.X5C, cfg.Token.RefreshTokenExpiration, cfg.ExtAuthz.Timeout}
 	want := []any{"tcp", uint16(tls.VersionTLS12),
 		[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384},
-		[]tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}, 5 * time.Minute, "text", "info",
+		[]tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}, 5 * time.Minute, TokenCache{TTL: time.Minute, MaxEntries: 4096}, "text", "info",
 		RateLimit{FailedLoginsPerAccount: 10, FailedLoginsPerIP: 50, Window: 5 * time.Minute}, "/metrics",
 		"/certs/server.pem", "/certs/server-key.pem", true, int64(30 * 24 * 3600), 10 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -220,14 +223,14 @@ func TestDefaultsAndResolution(t *testing.T) {
 	}
 
 	// Explicit zeros and false are kept.
-	src = doc{server: baseServer + "  credential_cache_ttl: 0s\n  rate_limit: {failed_logins_per_account: 0}\n",
+	src = doc{server: baseServer + "  credential_cache_ttl: 0s\n  token_cache: {ttl: 0s}\n  rate_limit: {failed_logins_per_account: 0}\n",
 		token: baseToken + "  x5c: false\n  refresh_token_expiration: 0\n"}.String()
 	cfg, err = ParseEnv("a.yml", []byte(src), fakeEnv(t, nil, nil, nil))
 	if err != nil {
 		t.Fatalf("problems:%s", lines(problemsOf(t, err)))
 	}
-	got = []any{cfg.Server.CredentialCacheTTL, cfg.Server.RateLimit.FailedLoginsPerAccount, cfg.Server.RateLimit.FailedLoginsPerIP, cfg.Token.X5C, cfg.Token.RefreshTokenExpiration}
-	want = []any{time.Duration(0), 0, 50, false, int64(0)}
+	got = []any{cfg.Server.CredentialCacheTTL, cfg.Server.TokenCache, cfg.Server.RateLimit.FailedLoginsPerAccount, cfg.Server.RateLimit.FailedLoginsPerIP, cfg.Token.X5C, cfg.Token.RefreshTokenExpiration}
+	want = []any{time.Duration(0), TokenCache{MaxEntries: 4096}, 0, 50, false, int64(0)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("explicit zeros (-want +got):\n%s", diff)
 	}
@@ -243,6 +246,9 @@ func TestWarnings(t *testing.T) {
 		{name: "plain http", doc: doc{server: "server:\n  addr: \":5001\"\n  hsts: true\n", token: baseToken + "  certificate: /certs/server.pem\n  key: /certs/server-key.pem\n"},
 			want: []string{"will serve plain HTTP", "server.hsts has no effect"}},
 		{name: "old tls", doc: doc{server: baseServer + "  tls_min_version: TLS10\n"}, want: []string{"deprecated (RFC 8996)"}},
+		{name: "token cache ttl past the floor", doc: doc{server: baseServer + "  token_cache: {ttl: 5m}\n"},
+			want: []string{"server.token_cache.ttl 5m0s is more than a tenth of token.expiration (15m0s)"}},
+		{name: "token cache ttl within the floor", doc: doc{server: baseServer + "  token_cache: {ttl: 90s}\n"}},
 		{name: "forgeable client ip", doc: doc{server: baseServer + "  real_ip_header: X-Forwarded-For\n"}, want: []string{"which the client can forge"}},
 		{name: "low bcrypt cost", doc: doc{users: "users:\n  bob: {password: \"$2a$04$abcdefghijklmnopqrstuu5Bcxm5/FZ7Ffxdk5JXlaZ4z2Vq/5a2C\"}\n"}, want: []string{"bcrypt cost 4"}},
 	}
