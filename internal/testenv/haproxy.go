@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"text/template"
 )
@@ -18,6 +19,9 @@ type HAProxyBackend struct {
 	// HealthPort is the port of the replica's debug server, whose
 	// /debug/health the load balancer checks.
 	HealthPort int
+	// VerifyHost is the name the replica's certificate must hold when
+	// HAProxyOptions.BackendCA is set; empty: any name signed by the CA.
+	VerifyHost string
 }
 
 // HAProxyOptions configure StartHAProxy.
@@ -28,13 +32,24 @@ type HAProxyOptions struct {
 	// PEM is a file holding the server certificate (chain) followed by
 	// its key: HAProxy terminates TLS with it. Required.
 	PEM string
+	// BackendCA, when set, is a PEM CA file: HAProxy then talks TLS to the
+	// replicas (which serve http.tls) and verifies their certificates
+	// with it. Empty: plain HTTP to the replicas.
+	BackendCA string
+	// HeaderCase lists response header names HAProxy sends to clients
+	// spelled as given (h1-case-adjust) rather than lower-cased, for
+	// clients that match header names case-sensitively, such as the
+	// seed's registry-curl.sh (grep ^Www-Authenticate).
+	HeaderCase []string
 }
 
 // HAProxyConfig is the data HAProxyTemplate is rendered with.
 type HAProxyConfig struct {
-	Bind     string
-	PEM      string
-	Backends []HAProxyBackend
+	Bind       string
+	PEM        string
+	Backends   []HAProxyBackend
+	BackendCA  string
+	HeaderCase []string
 }
 
 // HAProxyTemplate is the load balancer configuration of docs/ha.md (a test
@@ -43,8 +58,14 @@ type HAProxyConfig struct {
 // Location headers say https, round robin over replicas that share
 // everything (no stickiness), health from each replica's debug server,
 // and a retry on another replica when a connection to one fails.
+//
+// BackendCA and HeaderCase add lines only when set, so the rendering
+// without them (docs/ha.md's) stays as it is.
 const HAProxyTemplate = `global
     maxconn 4096
+{{- range .HeaderCase}}
+    h1-case-adjust {{lower .}} {{.}}
+{{- end}}
 
 defaults
     mode http
@@ -62,6 +83,9 @@ defaults
 
 frontend registry
     bind {{.Bind}} ssl crt {{.PEM}} alpn http/1.1
+{{- if .HeaderCase}}
+    option h1-case-adjust-bogus-client
+{{- end}}
     http-request set-header X-Forwarded-Proto https
     option forwardfor
     default_backend replicas
@@ -75,12 +99,13 @@ backend replicas
     default-server inter 1s fall 2 rise 2
 {{- range .Backends}}
     server {{.Name}} {{.Addr}} check port {{.HealthPort}}
+{{- if $.BackendCA}} ssl verify required ca-file {{$.BackendCA}}{{with .VerifyHost}} verifyhost {{.}}{{end}}{{end}}
 {{- end}}
 `
 
 // RenderHAProxyConfig renders HAProxyTemplate.
 func RenderHAProxyConfig(c HAProxyConfig) (string, error) {
-	tmpl, err := template.New("haproxy").Parse(HAProxyTemplate)
+	tmpl, err := template.New("haproxy").Funcs(template.FuncMap{"lower": strings.ToLower}).Parse(HAProxyTemplate)
 	if err != nil {
 		return "", err
 	}
@@ -112,7 +137,8 @@ func StartHAProxy(t testing.TB, backends []HAProxyBackend, opts HAProxyOptions) 
 	if h.Addr == "" {
 		h.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	}
-	cfg, err := RenderHAProxyConfig(HAProxyConfig{Bind: h.Addr, PEM: opts.PEM, Backends: backends})
+	cfg, err := RenderHAProxyConfig(HAProxyConfig{Bind: h.Addr, PEM: opts.PEM, Backends: backends,
+		BackendCA: opts.BackendCA, HeaderCase: opts.HeaderCase})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,3 +45,30 @@ func TestHAProxyDocMatchesTemplate(t *testing.T) {
 		t.Errorf("docs/ha.md's HAProxy example differs from testenv.HAProxyTemplate rendered with haproxyDocExample (-template +doc):\n%s", d)
 	}
 }
+
+// TestHAProxyBackendTLSAndHeaderCase renders the optional lines: TLS to
+// the replicas, verified, and header names spelled for case-sensitive
+// clients.
+func TestHAProxyBackendTLSAndHeaderCase(t *testing.T) {
+	c := haproxyDocExample
+	c.BackendCA = "/etc/haproxy/ca.crt"
+	c.HeaderCase = []string{"Www-Authenticate"}
+	c.Backends = []HAProxyBackend{
+		{Name: "r1", Addr: "10.0.0.11:5000", HealthPort: 5001, VerifyHost: "coreos2.domain.com"},
+		{Name: "r2", Addr: "10.0.0.12:5000", HealthPort: 5001},
+	}
+	got, err := RenderHAProxyConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\n    h1-case-adjust www-authenticate Www-Authenticate\n",
+		"\n    option h1-case-adjust-bogus-client\n",
+		"\n    server r1 10.0.0.11:5000 check port 5001 ssl verify required ca-file /etc/haproxy/ca.crt verifyhost coreos2.domain.com\n",
+		"\n    server r2 10.0.0.12:5000 check port 5001 ssl verify required ca-file /etc/haproxy/ca.crt\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendered config lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -147,6 +147,10 @@ func testAppend(t *testing.T, d driver.Driver) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	// The registry answers an upload's Range from Size after Close.
+	if w.Size() != 1000 {
+		t.Errorf("Size after Close = %d, want 1000", w.Size())
+	}
 	w = writeAll(t, d, "/up/data", true)
 	if w.Size() != 1000 {
 		t.Errorf("resumed Size = %d, want 1000", w.Size())
@@ -156,6 +160,9 @@ func testAppend(t *testing.T, d driver.Driver) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if want := int64(len(a) + len(b)); w.Size() != want {
+		t.Errorf("Size after appending and Close = %d, want %d", w.Size(), want)
 	}
 	w = writeAll(t, d, "/up/data", true, c)
 	if err := w.Commit(ctx); err != nil {

@@ -152,6 +152,14 @@ func (d *Driver) deletePrefix(ctx context.Context, path, prefix string) error {
 
 func (w *writer) Size() int64 { return w.base + int64(len(w.buf)) }
 
+// release frees the buffer of a closed or committed writer, keeping its
+// bytes in base so that Size still counts them: the registry answers an
+// upload's Range from Size after Close.
+func (w *writer) release() {
+	w.base += int64(len(w.buf))
+	w.buf = nil
+}
+
 func (w *writer) Write(p []byte) (int, error) {
 	if w.closed || w.done {
 		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
@@ -247,7 +255,7 @@ func (w *writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	defer func() { w.buf = nil }()
+	defer w.release()
 	if w.committed >= 0 || w.stored || (len(w.buf) == 0 && len(w.segs) > 0) {
 		return nil
 	}
@@ -259,7 +267,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("s3: commit of closed writer %s", w.path)
 	}
 	w.done = true
-	defer func() { w.buf = nil }()
+	defer w.release()
 	if w.committed >= 0 {
 		return nil // nothing appended to the object
 	}
