@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,15 +51,19 @@ var (
 )
 
 // Gatehouse builds the gatehouse binary once per test process and returns its path.
+// Binaries live in one folder under the temp dir, one per test process,
+// named by its pid; those of processes that are gone are removed first, so
+// repeated runs do not fill the disk.
 func Gatehouse(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gatehouse-bin-")
-		if err != nil {
+		dir := filepath.Join(os.TempDir(), "gatehouse-test-bin")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			buildErr = err
 			return
 		}
-		buildPath = filepath.Join(dir, "gatehouse")
+		removeStaleBinaries(dir)
+		buildPath = filepath.Join(dir, fmt.Sprintf("gatehouse-%d", os.Getpid()))
 		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/gatehouse")
 		cmd.Dir = RepoRoot()
 		out, err := cmd.CombinedOutput()
@@ -70,6 +75,24 @@ func Gatehouse(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// removeStaleBinaries deletes the binaries of test processes that no
+// longer run.
+func removeStaleBinaries(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "gatehouse-"))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
