@@ -39,7 +39,6 @@ type instance struct {
 	authURL           string
 	adminPasswordFile string
 	trustCA           string
-	client            *http.Client
 }
 
 // startServe runs `gatehouse serve ARGS` (ARGS from a page) in a folder
