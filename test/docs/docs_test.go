@@ -224,6 +224,9 @@ func makeRunServes(t *testing.T) {
 // through one Docker engine.
 func TestDocumentedCommands(t *testing.T) {
 	blocks := loadBlocks(t)
+	// Before the engine starts: Go's resolver, the engine's, looks at a
+	// changed /etc/hosts only every few seconds.
+	testenv.MapHostIPv6Loopback(t, remoteHost)
 	d := testenv.StartDockerd(t)
 	r := newRunner(t, d)
 
@@ -253,7 +256,6 @@ func TestDocumentedCommands(t *testing.T) {
 	})
 
 	t.Run("serve.md from another machine", func(t *testing.T) {
-		testenv.MapHostIPv6Loopback(t, remoteHost)
 		start := blocks["serve-remote-start"]
 		in := startServe(t, serveArgs(t, start, substitute(t, start, "registry.example.com", remoteHost)), true)
 		hostPort := fmt.Sprintf("%s:%d", remoteHost, in.regPort)
@@ -282,7 +284,7 @@ func TestDocumentedCommands(t *testing.T) {
 // in the engine's words (unauthorized, toomanyrequests), never as "error
 // parsing HTTP ... response body".
 func TestDockerSeesRefusals(t *testing.T) {
-	testenv.MapHostIPv6Loopback(t, remoteHost)
+	testenv.MapHostIPv6Loopback(t, remoteHost) // before the engine starts, as above
 	in := startServe(t, []string{"serve", "--public-host", remoteHost}, true)
 	hostPort := fmt.Sprintf("%s:%d", remoteHost, in.regPort)
 	ca, err := os.ReadFile(in.trustCA)
