@@ -195,6 +195,12 @@ type httpError struct {
 	outcome    string
 }
 
+// write answers in the shape registry clients parse: the distribution
+// error envelope {"errors":[{"code","message"}]}, which the Docker engine
+// and the CLIs built on distribution's client turn into "unauthorized: ...",
+// "toomanyrequests: ..." (a text body reaches their users as "error parsing
+// HTTP 401 response body"). An OAuth2 grant's answer also carries RFC 6749's
+// "error" and "error_description".
 func (e *httpError) write(w http.ResponseWriter, issuer string, oauthStyle bool) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -204,16 +210,40 @@ func (e *httpError) write(w http.ResponseWriter, issuer string, oauthStyle bool)
 	if e.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", issuer))
 	}
-	if oauthStyle && e.oauth != "" {
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(e.status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": e.oauth, "error_description": e.msg})
-		return
+	type registryError struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	body := struct {
+		Errors      []registryError `json:"errors"`
+		Error       string          `json:"error,omitempty"`
+		Description string          `json:"error_description,omitempty"`
+	}{Errors: []registryError{{Code: e.registryCode(), Message: e.msg}}}
+	if oauthStyle && e.oauth != "" {
+		body.Error, body.Description = e.oauth, e.msg
+	}
+	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
-	_, _ = fmt.Fprintln(w, e.msg)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// registryCode is the distribution error code for the answer: a grant
+// that is no longer good (the account removed, the refresh token expired)
+// is UNAUTHORIZED like a wrong password, so clients ask to log in again.
+func (e *httpError) registryCode() string {
+	switch {
+	case e.status == http.StatusUnauthorized, e.oauth == "invalid_grant":
+		return "UNAUTHORIZED"
+	case e.status == http.StatusTooManyRequests:
+		return "TOOMANYREQUESTS"
+	case e.status == http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case e.status == http.StatusMethodNotAllowed:
+		return "UNSUPPORTED"
+	default:
+		return "UNKNOWN"
+	}
 }
 
 func badRequest(oauth, format string, args ...any) *httpError {

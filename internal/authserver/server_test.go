@@ -27,6 +27,10 @@ func TestRateLimits(t *testing.T) {
 		if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
 			t.Fatalf("status %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 		}
+		// The Docker engine prints "toomanyrequests: <message>" from this.
+		if !strings.Contains(rec.Body.String(), `{"errors":[{"code":"TOOMANYREQUESTS","message":"Too many failed logins`) {
+			t.Errorf("body %s, want a TOOMANYREQUESTS error", rec.Body)
+		}
 		if f.authn.calls.Load() != calls {
 			t.Error("a refused request still reached the authenticator")
 		}

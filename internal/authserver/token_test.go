@@ -85,26 +85,27 @@ func TestTokenErrors(t *testing.T) {
 		user, pass string
 		hdr        []string
 		status     int
-		body       string // substring
+		body       string // substring of the message
+		code       string // distribution error code
 		header     map[string]string
 	}{
-		{name: "wrong password", target: "/auth?service=s", user: "alice", pass: "nope", status: 401, body: "Auth failed.",
+		{name: "wrong password", target: "/auth?service=s", user: "alice", pass: "nope", status: 401, body: "Auth failed.", code: "UNAUTHORIZED",
 			header: map[string]string{"WWW-Authenticate": `Basic realm="Test auth server"`}},
-		{name: "unknown user", target: "/auth?service=s", user: "eve", pass: "x", status: 401, body: "Auth failed."},
-		{name: "no anonymous account", mod: func(f *fixture) { delete(f.authn.users, "") }, target: "/auth", status: 401},
+		{name: "unknown user", target: "/auth?service=s", user: "eve", pass: "x", status: 401, body: "Auth failed.", code: "UNAUTHORIZED"},
+		{name: "no anonymous account", mod: func(f *fixture) { delete(f.authn.users, "") }, target: "/auth", status: 401, code: "UNAUTHORIZED"},
 		{name: "account differs from user", target: "/auth?account=bob", user: "alice", pass: "alicepw", status: 400,
-			body: `Bad request: user and account are not the same ("alice" vs "bob")`},
+			body: `Bad request: user and account are not the same ("alice" vs "bob")`, code: "UNKNOWN"},
 		{name: "account without credentials", target: "/auth?account=bob", status: 400, body: `("" vs "bob")`},
 		{name: "malformed scope", target: "/auth?scope=repository:a:b:c:pull", user: "alice", pass: "alicepw", status: 400, body: "invalid scope"},
 		{name: "upper-case type", target: "/auth?scope=Repository:alpine:pull", status: 400, body: `resource type "Repository"`},
 		{name: "bad basic header", target: "/auth", hdr: []string{"Authorization", "Basic !!!"}, status: 400, body: "not base64"},
 		{name: "backend unavailable", mod: func(f *fixture) { f.authn.err = fmt.Errorf("ldap dial: %w", authn.ErrUnavailable) },
-			target: "/auth", user: "alice", pass: "alicepw", status: 503, header: map[string]string{"Retry-After": "5"}},
+			target: "/auth", user: "alice", pass: "alicepw", status: 503, code: "UNAVAILABLE", header: map[string]string{"Retry-After": "5"}},
 		{name: "backend error is generic", mod: func(f *fixture) { f.authn.err = fmt.Errorf("secret detail 42") },
 			target: "/auth", user: "alice", pass: "alicepw", status: 500, body: "Internal error"},
 		{name: "authorizer error", mod: func(f *fixture) { f.authz.err = fmt.Errorf("boom") },
 			target: "/auth?scope=repository:alice/app:pull", user: "alice", pass: "alicepw", status: 500},
-		{name: "method", target: "/auth", status: 405},
+		{name: "method", target: "/auth", status: 405, code: "UNSUPPORTED"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,8 +123,21 @@ func TestTokenErrors(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d; body %q", rec.Code, tc.status, rec.Body)
 			}
-			if !strings.Contains(rec.Body.String(), tc.body) {
-				t.Errorf("body %q does not contain %q", rec.Body, tc.body)
+			// Registry clients parse the distribution error envelope.
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			var body struct {
+				Errors []struct{ Code, Message string }
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Errors) != 1 {
+				t.Fatalf("body %q is not one distribution error (%v)", rec.Body, err)
+			}
+			if !strings.Contains(body.Errors[0].Message, tc.body) {
+				t.Errorf("message %q does not contain %q", body.Errors[0].Message, tc.body)
+			}
+			if tc.code != "" && body.Errors[0].Code != tc.code {
+				t.Errorf("code %q, want %q", body.Errors[0].Code, tc.code)
 			}
 			if strings.Contains(rec.Body.String(), "secret detail") {
 				t.Errorf("internal error text leaked: %q", rec.Body)
@@ -380,10 +394,16 @@ func TestRefreshTokenRefused(t *testing.T) {
 			var e struct {
 				Error       string `json:"error"`
 				Description string `json:"error_description"`
+				Errors      []struct{ Code, Message string }
 			}
 			_ = json.Unmarshal(rec.Body.Bytes(), &e)
 			if e.Error != "invalid_grant" || !strings.Contains(e.Description, tc.want) {
 				t.Errorf("error %+v, want invalid_grant mentioning %q", e, tc.want)
+			}
+			// The Docker engine reads only the errors array: it prints
+			// "unauthorized: <message>".
+			if len(e.Errors) != 1 || e.Errors[0].Code != "UNAUTHORIZED" || e.Errors[0].Message != e.Description {
+				t.Errorf("errors %+v, want one UNAUTHORIZED with the description", e.Errors)
 			}
 		})
 	}

@@ -7,17 +7,20 @@ package bootstrap
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
@@ -32,13 +35,35 @@ type Options struct {
 	RegistryAddr string   // default ":5000"
 	AuthAddr     string   // default ":5001"
 	AdminUser    string   // default "admin"
+	// AdminPassword is the admin's password on first start; empty: a
+	// random one. When admin-password exists already it must hold this
+	// password, or Ensure fails (a password that would be ignored is an
+	// error, not a surprise at the next login).
+	AdminPassword secret.Secret
+	// DebugAddr is the registry's debug server (Prometheus metrics), and
+	// AuthMetricsAddr the auth server's metrics listener; empty: none.
+	DebugAddr       string
+	AuthMetricsAddr string
+	// Explicit marks the options the caller set on purpose (command-line
+	// flags). Such an option that a file made by an earlier start
+	// contradicts is an error naming the file: it is never ignored.
+	Explicit Explicit
+}
+
+// Explicit lists the options given on purpose.
+type Explicit struct {
+	RegistryAddr, AuthAddr, PublicHost, Hosts, DebugAddr, AuthMetricsAddr bool
 }
 
 // Layout names the files in a data directory.
 type Layout struct {
-	Dir               string
-	CACert            string
-	CAKey             string
+	Dir    string
+	CACert string
+	CAKey  string
+	// TrustCA is a copy of the CA certificate alone in a folder of its
+	// own, for clients that take a folder (skopeo and podman --cert-dir
+	// would take ca.key beside ca.crt for a client certificate).
+	TrustCA           string
 	ServerCert        string
 	ServerKey         string
 	AdminPasswordFile string
@@ -63,6 +88,7 @@ func LayoutOf(dir string) Layout {
 		Dir:               dir,
 		CACert:            filepath.Join(certs, "ca.crt"),
 		CAKey:             filepath.Join(certs, "ca.key"),
+		TrustCA:           filepath.Join(dir, "trust", "ca.crt"),
 		ServerCert:        filepath.Join(certs, "server.crt"),
 		ServerKey:         filepath.Join(certs, "server.key"),
 		AdminPasswordFile: filepath.Join(dir, "admin-password"),
@@ -94,6 +120,9 @@ func Ensure(opts Options) (*Result, error) {
 		opts.PublicHost = "localhost"
 	}
 	res := &Result{Layout: LayoutOf(dir)}
+	if err := res.checkExisting(opts); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{dir, filepath.Dir(res.CACert), res.StorageDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)
@@ -102,7 +131,10 @@ func Ensure(opts Options) (*Result, error) {
 	if err := res.ensureCerts(opts); err != nil {
 		return nil, err
 	}
-	hash, err := res.ensureAdmin()
+	if err := res.ensureTrust(); err != nil {
+		return nil, err
+	}
+	hash, err := res.ensureAdmin(opts.AdminPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -188,9 +220,40 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// ensureAdmin returns the bcrypt hash of the admin password, making a
-// password when there is none yet.
-func (r *Result) ensureAdmin() (string, error) {
+// ensureTrust copies the CA certificate to trust/ca.crt when that is
+// missing: from certs/ca.crt, else from the end of the server
+// certificate's chain when that is a CA. With neither there is nothing
+// to copy, and clients are told about the server chain instead.
+func (r *Result) ensureTrust() error {
+	ok, err := exists(r.TrustCA)
+	if err != nil || ok {
+		return err
+	}
+	// A ca.crt that does not parse is left to the registry's config check
+	// (it is the rootcertbundle): here it is only not copied.
+	var ca []byte
+	if certs, err := tlsutil.LoadCertificates(r.CACert); err == nil {
+		ca = tlsutil.EncodeCertsPEM(certs...)
+	} else if chain, err := tlsutil.LoadCertificates(r.ServerCert); err == nil && len(chain) > 1 && chain[len(chain)-1].IsCA {
+		ca = tlsutil.EncodeCertsPEM(chain[len(chain)-1])
+	}
+	if ca == nil {
+		r.TrustCA = ""
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(r.TrustCA), 0o755); err != nil { //nolint:gosec // public certificates, inside the private data directory
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := tlsutil.WriteFileAtomic(r.TrustCA, ca, 0o644); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	r.Created = append(r.Created, r.TrustCA)
+	return nil
+}
+
+// ensureAdmin returns the bcrypt hash of the admin password, taking want
+// or making a password when there is none yet.
+func (r *Result) ensureAdmin(want secret.Secret) (string, error) {
 	data, err := os.ReadFile(r.AdminPasswordFile)
 	var pw string
 	switch {
@@ -199,12 +262,27 @@ func (r *Result) ensureAdmin() (string, error) {
 		if pw == "" {
 			return "", fmt.Errorf("bootstrap: %s is empty; delete it to have a new password made", r.AdminPasswordFile)
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		buf := make([]byte, 18)
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
+		if !want.IsEmpty() && subtle.ConstantTimeCompare([]byte(want.Reveal()), []byte(pw)) != 1 {
+			return "", fmt.Errorf("bootstrap: the admin password given for the first start differs from the one in %s, which an earlier start set; "+
+				"the admin's password is the hash in %s: change it there (gatehouse hash-password makes one) and stop passing another",
+				r.AdminPasswordFile, r.AuthConfig)
 		}
-		pw = base64.RawURLEncoding.EncodeToString(buf)
+	case errors.Is(err, fs.ErrNotExist):
+		if !want.IsEmpty() {
+			pw = want.Reveal()
+			if strings.TrimSpace(pw) != pw || strings.ContainsAny(pw, "\r\n") {
+				return "", errors.New("bootstrap: the admin password must not start or end with white space or hold a line break")
+			}
+			if len(pw) > 72 {
+				return "", errors.New("bootstrap: the admin password is longer than bcrypt's 72 bytes")
+			}
+		} else {
+			buf := make([]byte, 18)
+			if _, err := rand.Read(buf); err != nil {
+				return "", err
+			}
+			pw = base64.RawURLEncoding.EncodeToString(buf)
+		}
 		if err := tlsutil.WriteFileAtomic(r.AdminPasswordFile, []byte(pw+"\n"), 0o600); err != nil {
 			return "", err
 		}
@@ -232,7 +310,7 @@ server:
   addr: %[2]s
   certificate: %[3]s
   key: %[4]s
-token:
+%[8]stoken:
   issuer: gatehouse
   expiration: 900
 users:
@@ -246,7 +324,7 @@ acl:
     comment: the bootstrap admin may do everything
   # Everything else is denied.
 `, r.AuthConfig, strconv.Quote(opts.AuthAddr), strconv.Quote(r.ServerCert), strconv.Quote(r.ServerKey),
-		r.AdminPasswordFile, strconv.Quote(opts.AdminUser), strconv.Quote(adminHash))
+		r.AdminPasswordFile, strconv.Quote(opts.AdminUser), strconv.Quote(adminHash), authMetrics(opts.AuthMetricsAddr))
 	if err := tlsutil.WriteFileAtomic(r.AuthConfig, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -287,7 +365,7 @@ http:
   tls:
     certificate: %[5]s
     key: %[6]s
-auth:
+%[9]sauth:
   token:
     realm: %[7]s
     service: gatehouse
@@ -296,10 +374,137 @@ auth:
     rootcertbundle: %[8]s
 `, r.RegistryConfig, strconv.Quote(r.StorageDir), strconv.Quote(opts.RegistryAddr),
 		strconv.Quote(base64.RawURLEncoding.EncodeToString(buf)), strconv.Quote(r.ServerCert),
-		strconv.Quote(r.ServerKey), strconv.Quote(realm), strconv.Quote(r.CACert))
+		strconv.Quote(r.ServerKey), strconv.Quote(realm), strconv.Quote(r.CACert), registryDebug(opts.DebugAddr))
 	if err := tlsutil.WriteFileAtomic(r.RegistryConfig, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	r.Created = append(r.Created, r.RegistryConfig)
 	return nil
+}
+
+// authMetrics is the server.metrics section of a generated auth_config.yml.
+func authMetrics(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return fmt.Sprintf(`  # Prometheus metrics on a listener of their own, off the public port.
+  metrics:
+    addr: %s
+`, strconv.Quote(addr))
+}
+
+// registryDebug is the http.debug section of a generated config.yml.
+func registryDebug(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return fmt.Sprintf(`  # Prometheus metrics (GET /metrics) on a debug listener, off the public port.
+  debug:
+    addr: %s
+    prometheus:
+      enabled: true
+`, strconv.Quote(addr))
+}
+
+// checkExisting compares the options given on purpose with the files an
+// earlier start made, and lists every contradiction with the file to edit.
+func (r *Result) checkExisting(opts Options) error {
+	var problems []string
+	differs := func(flag, want, file, key, got string) {
+		if want != got {
+			problems = append(problems, fmt.Sprintf("%s %s, but %s has %s: %q", flag, want, file, key, got))
+		}
+	}
+	x := opts.Explicit
+	if x.RegistryAddr || x.DebugAddr || x.PublicHost {
+		var reg struct {
+			HTTP struct {
+				Addr  string `yaml:"addr"`
+				Debug struct {
+					Addr string `yaml:"addr"`
+				} `yaml:"debug"`
+			} `yaml:"http"`
+			Auth struct {
+				Token struct {
+					Realm string `yaml:"realm"`
+				} `yaml:"token"`
+			} `yaml:"auth"`
+		}
+		found, err := readYAML(r.RegistryConfig, &reg)
+		if err != nil {
+			return err
+		}
+		if found {
+			if x.RegistryAddr {
+				differs("--registry-addr", opts.RegistryAddr, r.RegistryConfig, "http.addr", reg.HTTP.Addr)
+			}
+			if x.DebugAddr {
+				differs("--debug-addr", opts.DebugAddr, r.RegistryConfig, "http.debug.addr", reg.HTTP.Debug.Addr)
+			}
+			if x.PublicHost {
+				host := reg.Auth.Token.Realm
+				if u, err := url.Parse(host); err == nil && u.Host != "" {
+					host = u.Hostname()
+				}
+				differs("--public-host", opts.PublicHost, r.RegistryConfig, "the host of auth.token.realm", host)
+			}
+		}
+	}
+	if x.AuthAddr || x.AuthMetricsAddr {
+		var auth struct {
+			Server struct {
+				Addr    string `yaml:"addr"`
+				Metrics struct {
+					Addr string `yaml:"addr"`
+				} `yaml:"metrics"`
+			} `yaml:"server"`
+		}
+		found, err := readYAML(r.AuthConfig, &auth)
+		if err != nil {
+			return err
+		}
+		if found {
+			if x.AuthAddr {
+				differs("--auth-addr", opts.AuthAddr, r.AuthConfig, "server.addr", auth.Server.Addr)
+			}
+			if x.AuthMetricsAddr {
+				differs("--auth-metrics-addr", opts.AuthMetricsAddr, r.AuthConfig, "server.metrics.addr", auth.Server.Metrics.Addr)
+			}
+		}
+	}
+	if x.PublicHost || x.Hosts {
+		if chain, err := tlsutil.LoadCertificates(r.ServerCert); err == nil && len(chain) > 0 {
+			names := opts.Hosts
+			if x.PublicHost {
+				names = append([]string{opts.PublicHost}, names...)
+			}
+			for _, h := range names {
+				if chain[0].VerifyHostname(h) != nil {
+					problems = append(problems, fmt.Sprintf("%s is not a name of the server certificate %s (remove it and %s to have one made for the names given, by the same CA)",
+						h, r.ServerCert, filepath.Base(r.ServerKey)))
+				}
+			}
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bootstrap: the data directory %s was made by an earlier start with other settings:\n  %s\n"+
+		"serve runs on the files it finds: edit the file named (or remove it to have it made again with the flags), or start without the flag",
+		r.Dir, strings.Join(problems, "\n  "))
+}
+
+// readYAML decodes the keys v names from file, if the file exists.
+func readYAML(file string, v any) (bool, error) {
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("bootstrap: %s: %w", file, err)
+	}
+	return true, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/config/authconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
+	"github.com/gatehouse-registry/gatehouse/internal/secret"
 	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 )
 
@@ -31,8 +32,8 @@ func TestEnsureMakesValidConfigs(t *testing.T) {
 	if res.AdminPassword.IsEmpty() {
 		t.Fatal("first run: no admin password returned")
 	}
-	if len(res.Created) != 7 {
-		t.Errorf("created %d files, want 7: %v", len(res.Created), res.Created)
+	if len(res.Created) != 8 {
+		t.Errorf("created %d files, want 8: %v", len(res.Created), res.Created)
 	}
 	auth, err := authconfig.Load(res.AuthConfig)
 	if err != nil {
@@ -266,6 +267,183 @@ func TestEnsureCerts(t *testing.T) {
 			}
 			if len(kp.Chain) != 1 || !kp.Chain[0].Equal(cas[0]) {
 				t.Error("server.crt must hold the server certificate then the CA")
+			}
+		})
+	}
+}
+
+// TestEnsureTrustFolder: the CA certificate is alone in trust/, made on
+// first start and again whenever it is missing, and it is the CA that
+// signed the server certificate.
+func TestEnsureTrustFolder(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Ensure(Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(res.TrustCA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "ca.crt" {
+		t.Fatalf("trust folder holds %v, want ca.crt alone", entries)
+	}
+	checkTrust := func() {
+		t.Helper()
+		roots, err := tlsutil.LoadCertificates(res.TrustCA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		for _, c := range roots {
+			pool.AddCert(c)
+		}
+		kp, err := tlsutil.LoadKeyPair(res.ServerCert, res.ServerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kp.Certificates()[0].Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost"}); err != nil {
+			t.Errorf("the server certificate does not verify with %s: %v", res.TrustCA, err)
+		}
+	}
+	checkTrust()
+
+	if err := os.RemoveAll(filepath.Dir(res.TrustCA)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Ensure(Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(again.Created, []string{res.TrustCA}) {
+		t.Errorf("second start created %v, want only %s", again.Created, res.TrustCA)
+	}
+	checkTrust()
+
+	// Without certs/ca.crt, the CA comes from the server certificate's chain.
+	if err := os.Remove(res.TrustCA); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(res.CACert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(res.CAKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(Options{DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	checkTrust()
+}
+
+// TestEnsureAdminPassword: a password given for the first start is the
+// admin's; a later start given another one fails instead of ignoring it.
+func TestEnsureAdminPassword(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Ensure(Options{DataDir: dir, AdminPassword: "automation-pw-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := authconfig.Load(res.AuthConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(auth.Users["admin"].Password.Reveal()), []byte("automation-pw-1")); err != nil {
+		t.Errorf("the admin's hash is not of the given password: %v", err)
+	}
+	if b, _ := os.ReadFile(res.AdminPasswordFile); strings.TrimSpace(string(b)) != "automation-pw-1" {
+		t.Errorf("admin-password holds %q", b)
+	}
+	if _, err := Ensure(Options{DataDir: dir, AdminPassword: "automation-pw-1"}); err != nil {
+		t.Errorf("same password again: %v", err)
+	}
+	_, err = Ensure(Options{DataDir: dir, AdminPassword: "automation-pw-2"})
+	if err == nil || !strings.Contains(err.Error(), res.AdminPasswordFile) || strings.Contains(err.Error(), "automation-pw") {
+		t.Errorf("another password on a later start: err = %v, want a refusal naming %s and no password", err, res.AdminPasswordFile)
+	}
+	for _, bad := range []string{" padded", "two\nlines", strings.Repeat("x", 73)} {
+		if _, err := Ensure(Options{DataDir: t.TempDir(), AdminPassword: secret.Secret(bad)}); err == nil {
+			t.Errorf("password %q accepted", bad)
+		}
+	}
+}
+
+// TestEnsureMetricsOffThePublicPorts: the generated files serve metrics
+// on the addresses given, and on no listener when none is given.
+func TestEnsureMetricsOffThePublicPorts(t *testing.T) {
+	res, err := Ensure(Options{DataDir: t.TempDir(), DebugAddr: "127.0.0.1:5002", AuthMetricsAddr: "127.0.0.1:5003"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := regconfig.Load(res.RegistryConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.HTTP.Debug.Addr != "127.0.0.1:5002" || !reg.HTTP.Debug.Prometheus.Enabled {
+		t.Errorf("registry debug = %+v, want Prometheus on 127.0.0.1:5002", reg.HTTP.Debug)
+	}
+	auth, err := authconfig.Load(res.AuthConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth.Server.Metrics.Addr != "127.0.0.1:5003" {
+		t.Errorf("auth server.metrics.addr = %q, want 127.0.0.1:5003", auth.Server.Metrics.Addr)
+	}
+
+	res, err = Ensure(Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg, err = regconfig.Load(res.RegistryConfig); err != nil || reg.HTTP.Debug.Addr != "" {
+		t.Errorf("no debug address given: debug = %+v, err %v", reg.HTTP.Debug, err)
+	}
+}
+
+// TestEnsureFlagsTheFilesContradict: a setting given on purpose that a
+// file of an earlier start contradicts fails, naming the file and key;
+// defaults, and settings the files agree with, pass.
+func TestEnsureFlagsTheFilesContradict(t *testing.T) {
+	dir := t.TempDir()
+	base := Options{DataDir: dir, RegistryAddr: ":5000", AuthAddr: ":5001", DebugAddr: "127.0.0.1:5002", AuthMetricsAddr: "127.0.0.1:5003", PublicHost: "localhost"}
+	res, err := Ensure(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := Explicit{RegistryAddr: true, AuthAddr: true, PublicHost: true, Hosts: true, DebugAddr: true, AuthMetricsAddr: true}
+	tests := []struct {
+		name     string
+		change   func(o *Options)
+		explicit Explicit
+		want     []string // in the error; none: no error
+	}{
+		{"same values given", func(*Options) {}, all, nil},
+		{"other values, not given on purpose", func(o *Options) { o.RegistryAddr, o.PublicHost = ":5200", "elsewhere.example" }, Explicit{}, nil},
+		{"registry address", func(o *Options) { o.RegistryAddr = ":5200" }, all, []string{"--registry-addr :5200", res.RegistryConfig, "http.addr", `":5000"`}},
+		{"auth address", func(o *Options) { o.AuthAddr = ":5201" }, all, []string{"--auth-addr :5201", res.AuthConfig, "server.addr"}},
+		{"debug address", func(o *Options) { o.DebugAddr = "" }, all, []string{"--debug-addr", "http.debug.addr"}},
+		{"auth metrics address", func(o *Options) { o.AuthMetricsAddr = "127.0.0.1:9999" }, all, []string{"--auth-metrics-addr 127.0.0.1:9999", "server.metrics.addr"}},
+		{"public host", func(o *Options) { o.PublicHost = "registry.example.com" }, all, []string{"--public-host registry.example.com", "auth.token.realm", "registry.example.com is not a name of the server certificate " + res.ServerCert}},
+		{"extra host", func(o *Options) { o.Hosts = []string{"10.9.8.7"} }, Explicit{Hosts: true}, []string{"10.9.8.7 is not a name of the server certificate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			tt.change(&o)
+			o.Explicit = tt.explicit
+			_, err := Ensure(o)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want one with %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
 			}
 		})
 	}

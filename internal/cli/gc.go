@@ -41,7 +41,9 @@ deleted. Warnings go to stderr, also with --quiet.
 
 GC must not race with pushes: it runs only when the config sets
 storage.maintenance.readonly.enabled: true (restart the registry with it), or
-with --i-know-registry-is-read-only when the registry is stopped.`,
+with --i-know-registry-is-read-only when the registry is stopped. --dry-run
+deletes nothing and runs beside a registry taking pushes too; its figures may
+then be stale.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -49,8 +51,14 @@ with --i-know-registry-is-read-only when the registry is stopped.`,
 			if err != nil {
 				return err
 			}
-			if !cfg.Storage.Maintenance.ReadOnly.Enabled && !readOnly {
+			// A dry run deletes nothing, so it may run beside a registry
+			// that takes pushes; its answer may then be out of date.
+			mayBeWritten := !cfg.Storage.Maintenance.ReadOnly.Enabled && !readOnly
+			if mayBeWritten && !dryRun {
 				return fail(exitFailure, errGCWritable)
+			}
+			if mayBeWritten {
+				_, _ = fmt.Fprintln(stdout, "dry run on a registry that may be taking pushes: the results may be stale, and layers of a push in progress show as unreferenced until its manifest arrives")
 			}
 			d, err := gcDriver(cfg)
 			if err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,16 +77,23 @@ func TestGCCommand(t *testing.T) {
 			t.Errorf("blob removed by a refused gc: %v", err)
 		}
 	})
-	t.Run("dry run", func(t *testing.T) {
-		cfg, blob := gcSetup(t, true)
-		code, out, errOut := runMain(t, "", "gc", "--dry-run", cfg)
-		if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "1 blobs") {
-			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
-		}
-		if _, err := os.Stat(blob); err != nil {
-			t.Errorf("dry run removed the blob: %v", err)
-		}
-	})
+	// A dry run deletes nothing: it runs on a writable registry too, and
+	// says its results may be stale there.
+	for _, readOnly := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dry run, read-only %v", readOnly), func(t *testing.T) {
+			cfg, blob := gcSetup(t, readOnly)
+			code, out, errOut := runMain(t, "", "gc", "--dry-run", "--delete-untagged", cfg)
+			if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "1 blobs") {
+				t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			if stale := strings.Contains(out, "may be stale"); stale == readOnly {
+				t.Errorf("read-only %v: stale warning %v in %q", readOnly, stale, out)
+			}
+			if _, err := os.Stat(blob); err != nil {
+				t.Errorf("dry run removed the blob: %v", err)
+			}
+		})
+	}
 	for _, tc := range []struct {
 		name     string
 		readOnly bool

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,16 +23,18 @@ func newHashPasswordCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "hash-password",
 		Short: "Read a password on stdin and print a bcrypt hash",
-		Long: `Read a password from the first line of standard input and print its bcrypt hash,
-for the password field of a user in auth_config.yml (the same format as htpasswd -nB).`,
-		Example: `  echo 'my password' | gatehouse hash-password
+		Long: `Read a password and print its bcrypt hash, for the password field of a user in
+auth_config.yml (the same format as htpasswd -nB). On a terminal it asks twice, without
+echo; otherwise it reads the first line of standard input.`,
+		Example: `  gatehouse hash-password
+  echo 'my password' | gatehouse hash-password
   gatehouse hash-password --cost 12 < password.txt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cost < minHashCost || cost > maxHashCost {
 				return fail(exitUsage, fmt.Errorf("hash-password: --cost must be between %d and %d", minHashCost, maxHashCost))
 			}
-			pw, err := readPasswordLine(bufio.NewReader(cmd.InOrStdin()))
+			pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password: ")
 			if err != nil {
 				return fail(exitFailure, fmt.Errorf("hash-password: %w", err))
 			}
@@ -48,6 +51,28 @@ for the password field of a user in auth_config.yml (the same format as htpasswd
 	}
 	c.Flags().IntVar(&cost, "cost", defaultHashCost, fmt.Sprintf("bcrypt cost, %d to %d", minHashCost, maxHashCost))
 	return c
+}
+
+// readNewPassword asks for a password twice (prompt, then "Again: "),
+// without echo, when stdin is a terminal, and otherwise reads its first
+// line. hash-password and users add/passwd use it.
+func readNewPassword(stdin io.Reader, prompts io.Writer, prompt string) (string, error) {
+	fd, ok := terminalFD(stdin)
+	if !ok {
+		return readPasswordLine(bufio.NewReader(stdin))
+	}
+	pw, err := promptPassword(fd, prompts, prompt)
+	if err != nil {
+		return "", err
+	}
+	again, err := promptPassword(fd, prompts, "Again: ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the two passwords differ")
+	}
+	return pw, nil
 }
 
 // readPasswordLine returns the first line of r without its line ending.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -113,5 +114,52 @@ func TestServeJSONLogsBothHalves(t *testing.T) {
 	sort.Strings(keys["registry"])
 	if strings.Join(keys["auth"], ",") != strings.Join(keys["registry"], ",") {
 		t.Errorf("access-log keys differ:\nauth:     %v\nregistry: %v", keys["auth"], keys["registry"])
+	}
+}
+
+// TestServeEnvironment: GATEHOUSE_DATA_DIR names the data directory unless
+// --data-dir does, GATEHOUSE_ADMIN_PASSWORD is the first start's admin
+// password, and a flag the existing files contradict stops serve before
+// it listens, naming the file.
+func TestServeEnvironment(t *testing.T) {
+	envDir := filepath.Join(t.TempDir(), "from-env")
+	t.Setenv(dataDirEnv, envDir)
+	t.Setenv(adminPasswordEnv, "first-start-pw")
+	// An address no one may listen on makes serve fail right after the
+	// data directory is made.
+	code, _, errOut := runMain(t, "", "serve", "--registry-addr", "256.0.0.1:1", "--auth-addr", "256.0.0.1:2", "--debug-addr", "", "--auth-metrics-addr", "")
+	if code == 0 {
+		t.Fatal("serve on impossible addresses exited 0")
+	}
+	pw, err := os.ReadFile(filepath.Join(envDir, "admin-password"))
+	if err != nil {
+		t.Fatalf("GATEHOUSE_DATA_DIR was not used: %v\n%s", err, errOut)
+	}
+	if strings.TrimSpace(string(pw)) != "first-start-pw" {
+		t.Errorf("admin-password = %q, want GATEHOUSE_ADMIN_PASSWORD's value", pw)
+	}
+	if strings.Contains(errOut, "first-start-pw") {
+		t.Error("the admin password is printed")
+	}
+
+	// The flags of the first start were written into the files; another
+	// registry address now contradicts config.yml.
+	code, _, errOut = runMain(t, "", "serve", "--registry-addr", ":5200")
+	if code != 1 || !strings.Contains(errOut, filepath.Join(envDir, "config.yml")) || !strings.Contains(errOut, "http.addr") {
+		t.Errorf("contradicting --registry-addr: exit %d, stderr %q; want 1 naming config.yml and http.addr", code, errOut)
+	}
+	// Another password on a later start is refused too.
+	t.Setenv(adminPasswordEnv, "another-pw")
+	code, _, errOut = runMain(t, "", "serve", "--registry-addr", "256.0.0.1:1")
+	if code != 1 || !strings.Contains(errOut, "admin-password") || strings.Contains(errOut, "another-pw") {
+		t.Errorf("another admin password: exit %d, stderr %q", code, errOut)
+	}
+
+	// --data-dir wins over the environment.
+	flagDir := filepath.Join(t.TempDir(), "from-flag")
+	t.Setenv(adminPasswordEnv, "")
+	_, _, _ = runMain(t, "", "serve", "--data-dir", flagDir, "--registry-addr", "256.0.0.1:1", "--auth-addr", "256.0.0.1:2", "--debug-addr", "", "--auth-metrics-addr", "")
+	if _, err := os.Stat(filepath.Join(flagDir, "config.yml")); err != nil {
+		t.Errorf("--data-dir was not used over GATEHOUSE_DATA_DIR: %v", err)
 	}
 }

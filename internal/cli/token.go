@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,7 +50,11 @@ client does after a 401: GET realm?service=S&scope=... with HTTP Basic credentia
 Prints the server's JSON answer, or with --decode the token's header and claims (not verified).
 
 The password is read from the first line of standard input with --password-stdin, else from
-the GATEHOUSE_PASSWORD environment variable. Without -u the request is anonymous.`,
+the GATEHOUSE_PASSWORD environment variable, else asked for on the terminal (without echo).
+Without -u the request is anonymous.
+
+Without --ca-file, the CA of gatehouse serve's data directory is trusted besides the system
+CAs when there is one: $GATEHOUSE_DATA_DIR/trust/ca.crt, else ./gatehouse-data/trust/ca.crt.`,
 		Example: `  echo "$PW" | gatehouse token --realm https://auth.example.com:5001/auth --service Docker-registry \
       --scope repository:alpine:pull -u alice --password-stdin --decode`,
 		Args: cobra.NoArgs,
@@ -67,7 +72,7 @@ the GATEHOUSE_PASSWORD environment variable. Without -u the request is anonymous
 	fl.StringArrayVar(&f.scopes, "scope", nil, "scope to ask for, e.g. repository:alpine:pull,push (repeatable)")
 	fl.StringVarP(&f.user, "user", "u", "", "account name")
 	fl.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input")
-	fl.StringVar(&f.caFile, "ca-file", "", "PEM file of CA certificates to trust besides the system ones")
+	fl.StringVar(&f.caFile, "ca-file", "", "PEM file of CA certificates to trust besides the system ones (default: gatehouse-data/trust/ca.crt when it exists)")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify the server's TLS certificate")
 	fl.BoolVar(&f.refresh, "refresh", false, "also ask for a refresh token (offline_token=true)")
 	fl.BoolVar(&f.decode, "decode", false, "print the decoded token header and claims instead of the JSON answer")
@@ -104,8 +109,15 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 		}
 	case f.user != "":
 		password = os.Getenv(passwordEnv)
-		if password == "" {
+		if password != "" {
+			break
+		}
+		fd, ok := terminalFD(stdin)
+		if !ok {
 			return fail(exitUsage, fmt.Errorf("token: no password for %q: pass --password-stdin or set %s", f.user, passwordEnv))
+		}
+		if password, err = promptPassword(fd, stderr, fmt.Sprintf("Password for %s: ", f.user)); err != nil {
+			return fail(exitUsage, fmt.Errorf("token: %w", err))
 		}
 	}
 	if f.user != "" && realm.Scheme == "http" {
@@ -113,6 +125,13 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 	}
 
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.caFile == "" && !f.insecure {
+		// Next to a data directory of gatehouse serve, trust its CA.
+		if ca := serveTrustCA(); ca != "" {
+			f.caFile = ca
+			_, _ = fmt.Fprintf(stderr, "gatehouse: trusting %s besides the system CAs (--ca-file to choose another)\n", ca)
+		}
+	}
 	if f.caFile != "" {
 		certs, err := tlsutil.LoadCertificates(f.caFile)
 		if err != nil {
@@ -187,6 +206,12 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(body))
+		var envelope struct {
+			Errors []struct{ Code, Message string }
+		}
+		if json.Unmarshal(body, &envelope) == nil && len(envelope.Errors) > 0 {
+			msg = strings.ToLower(envelope.Errors[0].Code) + ": " + envelope.Errors[0].Message
+		}
 		if len(msg) > 300 {
 			msg = msg[:300] + "..."
 		}
@@ -220,6 +245,20 @@ func runToken(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, f 
 	}
 	_, err = stdout.Write(decoded)
 	return err
+}
+
+// serveTrustCA returns the trust CA of gatehouse serve's data directory
+// ($GATEHOUSE_DATA_DIR, else ./gatehouse-data) when it exists.
+func serveTrustCA() string {
+	dir := os.Getenv(dataDirEnv)
+	if dir == "" {
+		dir = "gatehouse-data"
+	}
+	ca := filepath.Join(dir, "trust", "ca.crt")
+	if st, err := os.Stat(ca); err == nil && st.Mode().IsRegular() { //nolint:gosec // the invoking user's own data directory
+		return ca
+	}
+	return ""
 }
 
 // decodeJWT returns {"header": ..., "claims": ...} of a compact JWS,

@@ -183,3 +183,39 @@ func TestDecodeJWT(t *testing.T) {
 		t.Errorf("decodeJWT = %q, want %q", got, want)
 	}
 }
+
+// TestTokenTrustsTheServeCA: next to gatehouse serve's data directory, or
+// with GATEHOUSE_DATA_DIR naming one, its trust CA is used without
+// --ca-file; elsewhere the system CAs alone are.
+func TestTokenTrustsTheServeCA(t *testing.T) {
+	srv, _, caFile := fakeTokenServer(t)
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"token", "--realm", srv.URL + "/auth", "--service", "registry.test", "-u", "alice", "--password-stdin"}
+	t.Setenv(dataDirEnv, "")
+
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if code, _, errOut := runMain(t, "s3cret\n", args...); code != 1 || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("without a data directory: exit %d, stderr %q; want a certificate error", code, errOut)
+	}
+	trust := filepath.Join(dir, "gatehouse-data", "trust")
+	if err := os.MkdirAll(trust, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(trust, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runMain(t, "s3cret\n", args...)
+	if code != 0 || !strings.Contains(out, `"token"`) || !strings.Contains(errOut, filepath.Join("gatehouse-data", "trust", "ca.crt")) {
+		t.Fatalf("next to gatehouse-data: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	t.Chdir(t.TempDir())
+	t.Setenv(dataDirEnv, filepath.Join(dir, "gatehouse-data"))
+	if code, _, errOut := runMain(t, "s3cret\n", args...); code != 0 {
+		t.Fatalf("with %s: exit %d, stderr %q", dataDirEnv, code, errOut)
+	}
+}

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
 	"github.com/gatehouse-registry/gatehouse/internal/config"
@@ -176,7 +173,7 @@ func runUsersEdit(cmd *cobra.Command, op usersOp, verb, file, name string, cost 
 	}
 	hash := ""
 	if op != usersRemove {
-		pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), name)
+		pw, err := readNewPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), fmt.Sprintf("New password for %s: ", quoteName(name)))
 		if err != nil {
 			return fail(exitFailure, fmt.Errorf("users %s: %w", verb, err))
 		}
@@ -220,36 +217,6 @@ func quoteName(name string) string {
 		return fmt.Sprintf("%q", name)
 	}
 	return name
-}
-
-// readNewPassword reads the password from the first line of in, or, when
-// in is a terminal, asks for it twice on it without echo.
-func readNewPassword(in io.Reader, prompt io.Writer, name string) (string, error) {
-	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) { //nolint:gosec // a file descriptor fits an int
-		fd := int(f.Fd()) //nolint:gosec // as above
-		ask := func(p string) (string, error) {
-			_, _ = fmt.Fprint(prompt, p)
-			b, err := term.ReadPassword(fd)
-			_, _ = fmt.Fprintln(prompt)
-			return string(b), err
-		}
-		pw, err := ask(fmt.Sprintf("New password for %s: ", quoteName(name)))
-		if err != nil {
-			return "", err
-		}
-		again, err := ask("Again: ")
-		if err != nil {
-			return "", err
-		}
-		if pw != again {
-			return "", errors.New("the passwords do not match")
-		}
-		if pw == "" {
-			return "", errors.New("the password is empty")
-		}
-		return pw, nil
-	}
-	return readPasswordLine(bufio.NewReader(in))
 }
 
 // lockFile takes an exclusive advisory lock on file, so that two users

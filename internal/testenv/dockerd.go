@@ -108,6 +108,9 @@ func dockerCLI(t testing.TB) string {
 	return Tool(t, "docker")
 }
 
+// CLI returns the path of the docker CLI that speaks this engine's API.
+func (d *Dockerd) CLI() string { return d.cli }
+
 // Env returns DOCKER_HOST and DOCKER_CONFIG for running the CLI against
 // this engine.
 func (d *Dockerd) Env() []string {
