@@ -122,6 +122,9 @@ type Chain struct {
 	AccountFailures int
 	IPFailures      int
 	FailureWindow   time.Duration
+	// SharedLimits, when not nil, keeps the failed-login buckets in Redis
+	// so that replicas share them; the chain closes it.
+	SharedLimits *ratelimit.Shared
 
 	// inflight counts requests using this chain.
 	inflight atomic.Int64
@@ -166,6 +169,8 @@ func (c *Chain) prepare(cacheSize int) error {
 	c.cache = credcache.New(orDefault(c.CacheTTL, credcache.DefaultTTL), cacheSize)
 	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, ratelimit.DefaultAccountFailures), c.FailureWindow, 0)
 	c.byIP = ratelimit.New(orDefault(c.IPFailures, ratelimit.DefaultIPFailures), c.FailureWindow, 0)
+	c.byAccount.Share(c.SharedLimits, "account")
+	c.byIP.Share(c.SharedLimits, "ip")
 	return nil
 }
 
@@ -181,6 +186,9 @@ func (c *Chain) Close() error {
 		if err := a.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("authorizer %s: %w", a.Name(), err))
 		}
+	}
+	if err := c.SharedLimits.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("failed-login limits redis: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -308,7 +316,7 @@ func New(chain *Chain, opts Options) (*Server, error) {
 	if s.opts.CloseGrace <= 0 {
 		s.opts.CloseGrace = DefaultCloseGrace
 	}
-	m, err := newMetrics(opts.Registerer, opts.Gatherer)
+	m, err := newMetrics(opts.Registerer, opts.Gatherer, func() bool { return s.Chain().SharedLimits.Shared() })
 	if err != nil {
 		return nil, fmt.Errorf("authserver: %w", err)
 	}

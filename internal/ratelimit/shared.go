@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -100,7 +101,7 @@ func NewShared(ctx context.Context, opts SharedOptions) *Shared {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if co.DialTimeout <= 0 || co.DialTimeout > s.timeout {
+	if co.DialTimeout <= 0 {
 		co.DialTimeout = s.timeout
 	}
 	if co.ReadTimeout <= 0 {
@@ -115,6 +116,7 @@ func NewShared(ctx context.Context, opts SharedOptions) *Shared {
 		// on the same Redis.
 		co.MaxRetries = -1
 	}
+	quietOnce.Do(func() { goredis.SetLogger(debugLogger{s.log}) })
 	s.client = goredis.NewUniversalClient(&co)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
@@ -124,6 +126,17 @@ func NewShared(ctx context.Context, opts SharedOptions) *Shared {
 		s.up.Store(true)
 	}
 	return s
+}
+
+// quietOnce routes go-redis's own log lines (one per failed dial) to the
+// first Shared's logger at debug level, unless something else in the
+// process has done so; Shared logs Redis's state itself.
+var quietOnce sync.Once
+
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // Shared reports whether the limits are shared through Redis now (false:
