@@ -64,6 +64,10 @@ type SharedOptions struct {
 // Share. When Redis fails or is slow, the Limiters fall back to their own
 // in-process buckets (each process limits alone) and go back to Redis as
 // soon as it answers again; no attempt ever fails because of Redis.
+// A call that timed out may still run in Redis later (a stalled Redis
+// works through what it was sent when it wakes up): an outage can count an
+// attempt twice, in Redis and locally, never not at all.
+//
 // Create it with NewShared, release it with Close. It is safe for
 // concurrent use.
 type Shared struct {
