@@ -168,13 +168,10 @@ func (v *validator) rateLimitRedis() {
 		return
 	}
 	const p = "server.rate_limit.redis"
-	switch {
-	case r.Addr == "":
+	if r.Addr == "" {
 		v.errAt(p, p+".addr is missing", `addr: "redis:6379"`)
-	default:
-		if err := checkHostPort(r.Addr); err != nil {
-			v.errAt(p+".addr", fmt.Sprintf("%s.addr %q: %v", p, r.Addr, err), `addr: "redis:6379"`)
-		}
+	} else if err := checkHostPort(r.Addr); err != nil {
+		v.errAt(p+".addr", fmt.Sprintf("%s.addr %q: %v", p, r.Addr, err), `addr: "redis:6379"`)
 	}
 	if r.PasswordFile != "" && r.PasswordEnv != "" {
 		v.errAt(p+".password_env", p+".password_file and password_env are both set", "keep one of them")
