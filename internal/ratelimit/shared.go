@@ -124,10 +124,11 @@ func NewShared(ctx context.Context, opts SharedOptions) *Shared {
 	s.client = goredis.NewUniversalClient(&co)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
+	// Assumed up until the ping says otherwise, so that an unreachable
+	// Redis at start is logged as an outage.
+	s.up.Store(true)
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		s.down(err)
-	} else {
-		s.up.Store(true)
 	}
 	return s
 }
