@@ -130,6 +130,9 @@ type Chain struct {
 	// TokenCacheSize bounds the token cache (DefaultTokenCacheEntries
 	// when zero or negative).
 	TokenCacheSize int
+	// SharedLimits, when not nil, keeps the failed-login buckets in Redis
+	// so that replicas share them; the chain closes it.
+	SharedLimits *ratelimit.Shared
 
 	// inflight counts requests using this chain.
 	inflight atomic.Int64
@@ -177,6 +180,8 @@ func (c *Chain) prepare(cacheSize int) error {
 	c.tokens = newTokenCache(orDefault(c.TokenCacheTTL, DefaultTokenCacheTTL), c.Expiration, c.TokenCacheSize)
 	c.byAccount = ratelimit.New(orDefault(c.AccountFailures, ratelimit.DefaultAccountFailures), c.FailureWindow, 0)
 	c.byIP = ratelimit.New(orDefault(c.IPFailures, ratelimit.DefaultIPFailures), c.FailureWindow, 0)
+	c.byAccount.Share(c.SharedLimits, "account")
+	c.byIP.Share(c.SharedLimits, "ip")
 	return nil
 }
 
@@ -192,6 +197,9 @@ func (c *Chain) Close() error {
 		if err := a.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("authorizer %s: %w", a.Name(), err))
 		}
+	}
+	if err := c.SharedLimits.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("failed-login limits redis: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -319,7 +327,7 @@ func New(chain *Chain, opts Options) (*Server, error) {
 	if s.opts.CloseGrace <= 0 {
 		s.opts.CloseGrace = DefaultCloseGrace
 	}
-	m, err := newMetrics(opts.Registerer, opts.Gatherer)
+	m, err := newMetrics(opts.Registerer, opts.Gatherer, func() bool { return s.Chain().SharedLimits.Shared() })
 	if err != nil {
 		return nil, fmt.Errorf("authserver: %w", err)
 	}

@@ -49,6 +49,12 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		}
 	}()
 
+	if r := cfg.Server.RateLimit.Redis; r != nil {
+		if c.SharedLimits, err = sharedLimits(ctx, r, log); err != nil {
+			return nil, err
+		}
+	}
+
 	if cfg.Users != nil {
 		users := staticUsers(cfg.Users)
 		a, err := static.New(users)

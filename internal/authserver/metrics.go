@@ -18,7 +18,9 @@ type metrics struct {
 	handler     http.Handler
 }
 
-func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, error) {
+// newMetrics registers the auth server's metrics; shared reports whether
+// the failed-login limits are shared through Redis at the moment.
+func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer, shared func() bool) (*metrics, error) {
 	if reg == nil && gat == nil {
 		r := prometheus.NewRegistry()
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -51,7 +53,16 @@ func newMetrics(reg prometheus.Registerer, gat prometheus.Gatherer) (*metrics, e
 			Help: "Configuration reloads by result (success, failure).",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.tokenCache, m.rateLimited, m.reloads} {
+	sharedLimits := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "auth", Name: "rate_limit_shared",
+		Help: "1 while the failed-login limits are shared with other replicas through Redis, 0 while this process limits alone (no redis configured, or Redis unreachable).",
+	}, func() float64 {
+		if shared() {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.tokenCache, m.rateLimited, m.reloads, sharedLimits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -323,7 +323,7 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 	if !anonymous {
 		var ok bool
 		var wait time.Duration
-		if byIP, ok, wait = c.byIP.Reserve(ipKey(tr)); !ok {
+		if byIP, ok, wait = c.byIP.ReserveContext(ctx, ipKey(tr)); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
 			return credcache.Entry{}, retryLater("address", wait)
 		}
@@ -338,7 +338,7 @@ func (s *Server) authenticate(ctx context.Context, c *Chain, tr *tokenRequest) (
 	if !anonymous {
 		var ok bool
 		var wait time.Duration
-		if byAccount, ok, wait = c.byAccount.Reserve(accountKey(tr.account)); !ok {
+		if byAccount, ok, wait = c.byAccount.ReserveContext(ctx, accountKey(tr.account)); !ok {
 			s.metrics.rateLimited.WithLabelValues("account").Inc()
 			return credcache.Entry{}, retryLater("account", wait)
 		}
@@ -440,7 +440,7 @@ func ipKey(tr *tokenRequest) string {
 // recorded at login. Like a login, the check reserves a token in the
 // per-address bucket first; a forged or malformed refresh token keeps it.
 func (s *Server) fromRefresh(ctx context.Context, c *Chain, tr *tokenRequest) (credcache.Entry, *httpError) {
-	byIP, ok, wait := c.byIP.Reserve(ipKey(tr))
+	byIP, ok, wait := c.byIP.ReserveContext(ctx, ipKey(tr))
 	if !ok {
 		s.metrics.rateLimited.WithLabelValues("ip").Inc()
 		return credcache.Entry{}, retryLater("address", wait)

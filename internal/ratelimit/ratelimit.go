@@ -7,9 +7,13 @@
 // attempts running at the same time cannot together exceed the limit. A
 // request is refused while its bucket is empty. Memory is bounded: idle
 // buckets (full again) are dropped, and at most MaxKeys are kept.
+//
+// Limiters that join a Shared keep their buckets in Redis instead, so that
+// several processes share one budget per key; see Shared.
 package ratelimit
 
 import (
+	"context"
 	"crypto/sha256"
 	"math"
 	"sync"
@@ -34,8 +38,14 @@ const DefaultMaxKeys = 100_000
 type Limiter struct {
 	rate    float64 // tokens per second
 	burst   float64
+	window  time.Duration
 	maxKeys int
 	now     func() time.Time
+
+	// shared, when not nil, holds the buckets while Redis answers; name
+	// tells this Limiter's keys there from another's.
+	shared *Shared
+	name   string
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -73,9 +83,21 @@ func New(limit int, window time.Duration, maxKeys int) *Limiter {
 	return &Limiter{
 		rate:    float64(limit) / window.Seconds(),
 		burst:   float64(limit),
+		window:  window,
 		maxKeys: maxKeys,
 		now:     time.Now,
 		buckets: make(map[string]*bucket),
+	}
+}
+
+// Share makes l keep its buckets in s, under name (which must differ
+// between the Limiters sharing s, and be the same in every process that
+// should share them: "account", "ip"). The in-process buckets serve while
+// s cannot reach Redis. Call it before l is used; on a nil *Limiter or
+// with a nil s it does nothing.
+func (l *Limiter) Share(s *Shared, name string) {
+	if l != nil && s != nil {
+		l.shared, l.name = s, name
 	}
 }
 
@@ -100,8 +122,9 @@ func (l *Limiter) refill(b *bucket, now time.Time) bool {
 // it when the attempt succeeded or was never judged. The zero Reservation
 // holds nothing.
 type Reservation struct {
-	l   *Limiter
-	key string // bucketKey of the caller's key
+	l      *Limiter
+	key    string // bucketKey of the caller's key
+	shared bool   // the token was taken in Redis
 }
 
 // Reserve takes a token from key's bucket for one attempt, before the
@@ -109,10 +132,24 @@ type Reservation struct {
 // back, when the bucket is empty; then nothing is taken. A nil *Limiter
 // always reserves (an empty Reservation).
 func (l *Limiter) Reserve(key string) (res Reservation, ok bool, retryAfter time.Duration) {
+	return l.ReserveContext(context.Background(), key)
+}
+
+// ReserveContext is Reserve for a Limiter that may ask Redis (see Share):
+// ctx carries the request's values; the Redis call is bounded by the
+// Shared's timeout, not by ctx's cancellation. When Redis does not answer
+// in time, the in-process bucket decides.
+func (l *Limiter) ReserveContext(ctx context.Context, key string) (res Reservation, ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return Reservation{}, true, 0
 	}
 	key = bucketKey(key)
+	if ok, wait, err := l.reserveShared(ctx, key); err == nil {
+		if !ok {
+			return Reservation{}, false, wait
+		}
+		return Reservation{l: l, key: key, shared: true}, true, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -143,6 +180,10 @@ func (r *Reservation) Release() {
 	}
 	l := r.l
 	r.l = nil
+	if r.shared {
+		l.releaseShared(r.key)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, found := l.buckets[r.key]

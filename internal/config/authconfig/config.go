@@ -120,6 +120,10 @@ type RateLimit struct {
 	FailedLoginsPerIP int `yaml:"failed_logins_per_ip"`
 	// Window is the period the counts cover (default 5m).
 	Window time.Duration `yaml:"window"`
+	// Redis, when set, shares the counts between auth-server replicas
+	// (Gatehouse extension). While it is unreachable each replica limits
+	// alone.
+	Redis *RateLimitRedis `yaml:"redis"`
 }
 
 // TokenCache configures the issued-token cache (Gatehouse extension): an
@@ -135,6 +139,45 @@ type TokenCache struct {
 	// MaxEntries bounds the number of tokens held (default 4096).
 	MaxEntries int `yaml:"max_entries"`
 }
+
+// RateLimitRedis is the Redis the failed-login counts are shared through.
+type RateLimitRedis struct {
+	// Addr is host:port. Required.
+	Addr string `yaml:"addr"`
+	// Username is the ACL user (Redis 6+); empty: the default user.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (trimmed).
+	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding the password
+	// (exclusive with PasswordFile).
+	PasswordEnv string `yaml:"password_env"`
+	// DB is the database number (default 0).
+	DB int `yaml:"db"`
+	// TLS connects with TLS.
+	TLS RedisTLS `yaml:"tls"`
+	// DialTimeout bounds connecting (0: Timeout).
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Timeout bounds each call made for a login (0: 200ms); past it the
+	// replica's own limiter decides.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// Password is read by Load/Parse from PasswordFile or PasswordEnv.
+	Password secret.Secret `yaml:"-"`
+}
+
+// RedisTLS configures TLS to Redis. Setting CA or Certificate turns it on.
+type RedisTLS struct {
+	// Enabled turns TLS on with the system's CAs.
+	Enabled bool `yaml:"enabled"`
+	// CA is a PEM bundle of CAs to verify the server with.
+	CA string `yaml:"ca"`
+	// Certificate and Key are a client certificate (both or neither).
+	Certificate string `yaml:"certificate"`
+	Key         string `yaml:"key"`
+}
+
+// On reports whether TLS is used.
+func (t RedisTLS) On() bool { return t.Enabled || t.CA != "" || t.Certificate != "" }
 
 // Metrics configures the Prometheus endpoint (Gatehouse extension).
 type Metrics struct {

@@ -60,6 +60,7 @@ func (v *validator) checkEnv(env Env) {
 		}
 		l.BindPassword = secret.Secret(pw)
 	}
+	v.redisSecrets(env)
 	if env.LookPath != nil {
 		for _, e := range []struct {
 			section string
@@ -73,6 +74,43 @@ func (v *validator) checkEnv(env Env) {
 					"give the full path of an executable file")
 			}
 		}
+	}
+}
+
+// redisSecrets checks the files server.rate_limit.redis names and reads
+// its password.
+func (v *validator) redisSecrets(env Env) {
+	r := v.cfg.Server.RateLimit.Redis
+	if r == nil {
+		return
+	}
+	const p = "server.rate_limit.redis"
+	if env.ReadFile != nil {
+		if r.TLS.CA != "" {
+			if data, ok := v.read(env, p+".tls.ca", r.TLS.CA, ""); ok && !x509.NewCertPool().AppendCertsFromPEM(data) {
+				v.errAt(p+".tls.ca", fmt.Sprintf("%s.tls.ca %q holds no PEM certificate", p, r.TLS.CA), "")
+			}
+		}
+		if r.TLS.Certificate != "" && r.TLS.Key != "" {
+			v.keyPair(env, p+".tls", r.TLS.Certificate, r.TLS.Key)
+		}
+		if r.PasswordFile != "" {
+			if data, ok := v.read(env, p+".password_file", r.PasswordFile, "write the Redis password into it"); ok {
+				pw := strings.TrimSpace(string(data))
+				if pw == "" {
+					v.errAt(p+".password_file", fmt.Sprintf("%s.password_file %q is empty", p, r.PasswordFile), "write the Redis password into it, or drop password_file")
+				}
+				r.Password = secret.Secret(pw)
+			}
+		}
+	}
+	if r.PasswordEnv != "" && env.LookupEnv != nil && envNameRe.MatchString(r.PasswordEnv) {
+		pw, ok := env.LookupEnv(r.PasswordEnv)
+		if pw = strings.TrimSpace(pw); !ok || pw == "" {
+			v.errAt(p+".password_env", fmt.Sprintf("%s.password_env: environment variable %s is not set or empty", p, r.PasswordEnv),
+				fmt.Sprintf("export %s=... before starting Gatehouse", r.PasswordEnv))
+		}
+		r.Password = secret.Secret(pw)
 	}
 }
 

@@ -135,6 +135,7 @@ func (v *validator) server() {
 	if rl.Window < 0 || (rl.Window == 0 && v.present("server.rate_limit.window")) {
 		v.errAt("server.rate_limit.window", "server.rate_limit.window must be a positive duration", `window: 5m`)
 	}
+	v.rateLimitRedis()
 	if s.CredentialCacheTTL < 0 {
 		v.errAt("server.credential_cache_ttl", "server.credential_cache_ttl must not be negative", "0 turns the cache off")
 	}
@@ -178,6 +179,41 @@ func (v *validator) tokenCache() {
 	}
 	if tc.MaxEntries <= 0 && v.present("server.token_cache.max_entries") {
 		v.errAt("server.token_cache.max_entries", fmt.Sprintf("server.token_cache.max_entries must be positive, not %d", tc.MaxEntries), "max_entries: 4096 (ttl: 0s turns the token cache off)")
+	}
+}
+
+// rateLimitRedis checks server.rate_limit.redis.
+func (v *validator) rateLimitRedis() {
+	r := v.cfg.Server.RateLimit.Redis
+	if r == nil {
+		return
+	}
+	const p = "server.rate_limit.redis"
+	if r.Addr == "" {
+		v.errAt(p, p+".addr is missing", `addr: "redis:6379"`)
+	} else if err := checkHostPort(r.Addr); err != nil {
+		v.errAt(p+".addr", fmt.Sprintf("%s.addr %q: %v", p, r.Addr, err), `addr: "redis:6379"`)
+	}
+	if r.PasswordFile != "" && r.PasswordEnv != "" {
+		v.errAt(p+".password_env", p+".password_file and password_env are both set", "keep one of them")
+	}
+	if r.PasswordEnv != "" && !envNameRe.MatchString(r.PasswordEnv) {
+		v.errAt(p+".password_env", fmt.Sprintf("%s.password_env %q is not an environment variable name", p, r.PasswordEnv), "password_env: REDIS_PASSWORD")
+	}
+	if r.DB < 0 {
+		v.errAt(p+".db", p+".db must not be negative", "db: 0")
+	}
+	if r.DialTimeout < 0 {
+		v.errAt(p+".dial_timeout", p+".dial_timeout must not be negative", "dial_timeout: 200ms")
+	}
+	if r.Timeout < 0 {
+		v.errAt(p+".timeout", p+".timeout must not be negative", "timeout: 200ms")
+	}
+	if (r.TLS.Certificate == "") != (r.TLS.Key == "") {
+		v.errAt(p+".tls", p+".tls.certificate and key go together: set both for a client certificate, or neither", "")
+	}
+	if v.cfg.Server.RateLimit.FailedLoginsPerAccount == 0 && v.cfg.Server.RateLimit.FailedLoginsPerIP == 0 {
+		v.warnAt(p, p+" has no effect: both failed-login limits are off", "")
 	}
 }
 

@@ -173,6 +173,18 @@ func TestValidate(t *testing.T) {
 		{name: "ldap group search", doc: doc{users: "-", extra: ldapOK + "  group_search: {filter: \"(member=${dn}\"}\n  dial_timeout: -1s\n  pool_size: 1000\n"},
 			want: []string{"group_search.base is missing", "group_search.filter", "dial_timeout must not be negative", "pool_size 1000 is out of range"}},
 
+		{name: "redis ok", doc: doc{server: baseServer + "  rate_limit:\n    redis: {addr: \"redis:6379\", password_env: LDAP_PW, db: 2, tls: {ca: /certs/ca.pem}, timeout: 150ms}\n"}},
+		{name: "redis without addr", doc: doc{server: baseServer + "  rate_limit:\n    redis: {db: -1}\n"},
+			want: []string{"server.rate_limit.redis.addr is missing", "server.rate_limit.redis.db must not be negative"}},
+		{name: "redis bad values", doc: doc{server: baseServer + "  rate_limit:\n    redis:\n      addr: redis\n      password_file: /etc/ldap-pass\n      password_env: LDAP_PW\n      timeout: -1s\n      tls: {certificate: /certs/other.pem}\n"},
+			want: []string{`server.rate_limit.redis.addr "redis"`, "password_file and password_env are both set", "server.rate_limit.redis.timeout must not be negative", "tls.certificate and key go together"}},
+		{name: "redis secrets", doc: doc{server: baseServer + "  rate_limit:\n    redis:\n      addr: redis:6379\n      password_file: /etc/empty-pass\n      tls: {ca: /certs/not-pem}\n"},
+			want: []string{`server.rate_limit.redis.password_file "/etc/empty-pass" is empty`, `server.rate_limit.redis.tls.ca "/certs/not-pem" holds no PEM certificate`}},
+		{name: "redis password env unset", doc: doc{server: baseServer + "  rate_limit:\n    redis: {addr: \"redis:6379\", password_env: UNSET_PW}\n"},
+			want: []string{"environment variable UNSET_PW is not set or empty"}},
+		{name: "redis unknown key", doc: doc{server: baseServer + "  rate_limit:\n    redis: {addr: \"redis:6379\", password: pw}\n"},
+			want: []string{"password"}},
+
 		{name: "ext_auth command missing", doc: doc{users: "-", extra: "ext_auth:\n  command: no-such-prog\n  args: [--x]\n"},
 			want: []string{`ext_auth.command "no-such-prog" cannot be run: executable file not found`}},
 		{name: "ext_auth without command", doc: doc{users: "-", extra: "ext_auth:\n  args: [--x]\n  timeout: -1s\n"}, want: []string{"ext_auth.command is missing", "ext_auth.timeout must not be negative"}},
@@ -282,6 +294,29 @@ func TestBindPasswordFromEnv(t *testing.T) {
 	}
 	if s := cfg.LDAPAuth.BindPassword.String(); strings.Contains(s, "topsecret") {
 		t.Errorf("BindPassword prints %q", s)
+	}
+}
+
+func TestRedisPassword(t *testing.T) {
+	for _, tt := range []struct{ name, key string }{
+		{"env", "password_env: REDIS_PW"},
+		{"file", "password_file: /etc/redis-pass"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := doc{server: baseServer + "  rate_limit:\n    redis:\n      addr: redis:6379\n      " + tt.key + "\n"}.String()
+			env := fakeEnv(t, testFiles{"/etc/redis-pass": []byte("topsecret\n")}, nil, map[string]string{"REDIS_PW": "topsecret"})
+			cfg, err := ParseEnv("a.yml", []byte(src), env)
+			if err != nil {
+				t.Fatalf("problems:%s", lines(problemsOf(t, err)))
+			}
+			r := cfg.Server.RateLimit.Redis
+			if got := r.Password.Reveal(); got != "topsecret" {
+				t.Errorf("Password = %q", got)
+			}
+			if r.Addr != "redis:6379" || r.TLS.On() {
+				t.Errorf("Redis = %+v", r)
+			}
+		})
 	}
 }
 

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -64,26 +62,9 @@ func redisOptions(r regconfig.Redis) (goredis.UniversalOptions, error) {
 	}
 	t := r.TLS
 	if t.Enabled || t.Certificate != "" || len(t.RootCAs) > 0 {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if len(t.RootCAs) > 0 {
-			pool := x509.NewCertPool()
-			for _, f := range t.RootCAs {
-				certs, err := tlsutil.LoadCertificates(f)
-				if err != nil {
-					return o, fmt.Errorf("redis.tls.rootcas: %w", err)
-				}
-				for _, c := range certs {
-					pool.AddCert(c)
-				}
-			}
-			tc.RootCAs = pool
-		}
-		if t.Certificate != "" {
-			kp, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
-			if err != nil {
-				return o, fmt.Errorf("redis.tls.certificate: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{kp}
+		tc, err := tlsutil.ClientConfig(t.RootCAs, t.Certificate, t.Key)
+		if err != nil {
+			return o, fmt.Errorf("redis.tls.%w", err)
 		}
 		o.TLSConfig = tc
 	}
