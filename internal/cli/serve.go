@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -32,9 +33,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the auth server and the registry in one process",
 		Long: `Run the token auth server and the registry in one process, TLS and token auth on.
 
-With no flags, everything lives in the data directory (./gatehouse-data), made on
-first start: a CA and server certificate (certs/), an admin account whose password
-is in admin-password (mode 0600), the auth server's auth_config.yml and the
+With no flags, everything lives in the data directory (--data-dir, else
+$GATEHOUSE_DATA_DIR, else ./gatehouse-data), made on first start: a CA and
+server certificate (certs/), an admin account whose password is in
+admin-password (mode 0600), the auth server's auth_config.yml and the
 registry's config.yml. Both files are in the formats the drop-in commands read
 (docker_auth's and distribution's); edit them and restart, or send SIGHUP for the
 auth server's users and ACL. The registry listens on :5000 and the auth server
@@ -51,7 +53,7 @@ generated ones.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.dataDir, "data-dir", "gatehouse-data", "directory for certificates, generated configs and image storage")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for certificates, generated configs and image storage; $"+dataDirEnv+" sets the default")
 	fl.StringArrayVar(&f.hosts, "host", nil, "extra DNS name or IP for the server certificate (repeatable)")
 	fl.StringVar(&f.publicHost, "public-host", "localhost", "the name clients reach this machine by (token realm and certificate)")
 	fl.StringVar(&f.registryAddr, "registry-addr", ":5000", "registry listen address, used when the registry config is generated")
@@ -61,6 +63,17 @@ generated ones.`,
 	fl.StringVar(&f.logFormat, "log-format", "", "log format of both servers: text or json (default: each config file's, else text)")
 	fl.StringVar(&f.logLevel, "log-level", "", "log level of both servers: debug, info, warn or error (default: each config file's, else info)")
 	return c
+}
+
+// dataDirEnv names the environment variable that sets the default of
+// --data-dir (service managers and container images set it).
+const dataDirEnv = "GATEHOUSE_DATA_DIR"
+
+func defaultDataDir() string {
+	if d := os.Getenv(dataDirEnv); d != "" {
+		return d
+	}
+	return "gatehouse-data"
 }
 
 func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error {
