@@ -17,9 +17,9 @@ import (
 
 // Dockerd is a Docker engine started for a test, with its own data root,
 // exec root and unix socket, no iptables rules, no bridge and the vfs storage
-// driver, so it touches nothing of the machine's own engine (if any). It is a
-// registry client only: it imports, loads, pushes and pulls images but never
-// runs containers.
+// driver, so it touches nothing of the machine's own engine (if any). It
+// imports, loads, builds, pushes and pulls images; having no bridge, it runs
+// containers only on the host's network or none (test/packaging does).
 type Dockerd struct {
 	*Process
 	// Host is the DOCKER_HOST value of the engine's socket.
@@ -113,6 +113,10 @@ func dockerCLI(t testing.TB) string {
 func (d *Dockerd) Env() []string {
 	return []string{"DOCKER_HOST=" + d.Host, "DOCKER_CONFIG=" + d.ConfigDir}
 }
+
+// CLI returns the path of the docker CLI used with this engine (see
+// dockerCLI), for tools that run it themselves, such as `make image`.
+func (d *Dockerd) CLI() string { return d.cli }
 
 // Run runs the docker CLI against this engine with stdin (may be empty) and
 // a two-minute timeout, and returns its combined output.
