@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,7 +46,12 @@ func StartDockerd(t testing.TB) *Dockerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // runs after the engine stops
+	t.Cleanup(func() { // runs after the engine stops
+		// The engine leaves its network namespace mounted in its exec
+		// root when it stops (seen after running containers).
+		_ = syscall.Unmount(filepath.Join(dir, "exec", "netns", "default"), syscall.MNT_DETACH)
+		_ = os.RemoveAll(dir)
+	})
 	for _, sub := range []string{"data", "exec", "config"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
