@@ -62,10 +62,10 @@ func Get(bi *debug.BuildInfo) Info {
 	if goos != "" && goarch != "" {
 		info.Platform = goos + "/" + goarch
 	}
-	switch {
-	case info.Commit == "":
+	switch info.Commit {
+	case "":
 		info.Commit, info.Modified = revision, modified
-	case info.Commit == revision:
+	case revision:
 		// The stamped commit is the checkout the toolchain saw: its state
 		// is known.
 		info.Modified = modified
