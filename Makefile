@@ -55,3 +55,13 @@ bench-registry: ## registry beside registry v3.1.2 and docker-registry 2.8.2 (RE
 
 bench-auth: ## auth-server token requests/s, p50, p99 (static user cached and cold, anonymous; AUTHBENCH="-d 5s")
 	$(GO) run ./bench/authbench $(AUTHBENCH)
+
+.PHONY: image install
+IMAGE  ?= gatehouse:dev
+DOCKER ?= docker
+image: ## container image (IMAGE=gatehouse:dev) from a static binary built here, pulling nothing; Dockerfile builds the same from source
+	IMAGE="$(IMAGE)" DOCKER="$(DOCKER)" GO="$(GO)" GO_LDFLAGS="$(LDFLAGS)" bash scripts/image.sh
+
+PREFIX ?= /usr/local
+install: ## install bin/gatehouse (make build first), systemd units, example configs (PREFIX=/usr/local, DESTDIR)
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" UNITDIR="$(UNITDIR)" bash scripts/install.sh

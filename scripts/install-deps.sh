@@ -20,6 +20,7 @@ APT_PACKAGES=(
   skopeo podman umoci       # clients and offline image building
   haproxy                   # load balancer in front of replicas (test/ha)
   jq curl openssl ca-certificates apache2-utils
+  systemd                   # systemd-analyze verify/security of the unit files
 )
 
 missing=()

@@ -45,9 +45,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the auth server and the registry in one process",
 		Long: `Run the token auth server and the registry in one process, TLS and token auth on.
 
-With no flags, everything lives in the data directory (./gatehouse-data), made on
-first start: a CA and server certificate (certs/), an admin account whose password
-is in admin-password (mode 0600), the auth server's auth_config.yml and the
+With no flags, everything lives in the data directory (--data-dir, else
+$GATEHOUSE_DATA_DIR, else ./gatehouse-data), made on first start: a CA and
+server certificate (certs/), an admin account whose password is in
+admin-password (mode 0600), the auth server's auth_config.yml and the
 registry's config.yml. Both files are in the formats the drop-in commands read
 (docker_auth's and distribution's); edit them and restart, or send SIGHUP for the
 auth server's users and ACL. The registry listens on :5000 and the auth server

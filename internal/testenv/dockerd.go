@@ -11,15 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // Dockerd is a Docker engine started for a test, with its own data root,
 // exec root and unix socket, no iptables rules, no bridge and the vfs storage
-// driver, so it touches nothing of the machine's own engine (if any). It is a
-// registry client only: it imports, loads, pushes and pulls images but never
-// runs containers.
+// driver, so it touches nothing of the machine's own engine (if any). It
+// imports, loads, builds, pushes and pulls images; having no bridge, it runs
+// containers only on the host's network or none (test/packaging does).
 type Dockerd struct {
 	*Process
 	// Host is the DOCKER_HOST value of the engine's socket.
@@ -45,7 +46,12 @@ func StartDockerd(t testing.TB) *Dockerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // runs after the engine stops
+	t.Cleanup(func() { // runs after the engine stops
+		// The engine leaves its network namespace mounted in its exec
+		// root when it stops (seen after running containers).
+		_ = syscall.Unmount(filepath.Join(dir, "exec", "netns", "default"), syscall.MNT_DETACH)
+		_ = os.RemoveAll(dir)
+	})
 	for _, sub := range []string{"data", "exec", "config"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
