@@ -35,8 +35,8 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		cfg  string
 		want []string
 	}{
-		{"every problem at once", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\nhttp:\n  addr: :0\n  tls:\n    certificate: /nonexistent.crt\nnotifications: {}\n",
-			[]string{`unknown key "storage.filesystem.rootdir"`, "both certificate and key", "/nonexistent.crt", "notifications", "not supported yet"}},
+		{"every problem at once", "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\nhttp:\n  addr: :0\n  tls:\n    certificate: /nonexistent.crt\nmiddleware:\n  registry: []\n",
+			[]string{`unknown key "storage.filesystem.rootdir"`, "both certificate and key", "/nonexistent.crt", "middleware.registry", "not supported"}},
 		{"s3 bucket unreachable", fmt.Sprintf("version: 0.1\nstorage:\n  s3:\n    region: us-east-1\n    bucket: images\n    accesskey: a\n    secretkey: s3-secret-value\n    regionendpoint: http://127.0.0.1:%d\nhttp:\n  addr: 127.0.0.1:0\n", testenv.FreePort(t)),
 			[]string{`s3: bucket "images" at http://127.0.0.1:`, "connection refused"}},
 		{"non-bcrypt htpasswd", "", []string{"not bcrypt"}},
