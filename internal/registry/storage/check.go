@@ -29,7 +29,7 @@ const (
 	BadLink          ProblemKind = "bad-link"       // revision or layer link that is not the digest its path names
 	RevisionNoBlob   ProblemKind = "revision-missing-blob"
 	LayerNoBlob      ProblemKind = "layer-missing-blob"
-	StaleTemporary   ProblemKind = "stale-temporary"   // temporary file of an interrupted atomic write
+	StaleTemporary   ProblemKind = "stale-temporary"   // temporary file or directory of an interrupted atomic write
 	EmptyBlobDir     ProblemKind = "empty-blob-dir"    // blob directory without data
 	StaleUpload      ProblemKind = "stale-upload"      // upload started longer ago than the upload purge age
 	CorruptBlob      ProblemKind = "corrupt-blob"      // data that does not hash to its digest (--verify-digests)
@@ -395,7 +395,7 @@ func (c *checker) verify(ctx context.Context, dg digest.Digest, p string) error 
 	return nil
 }
 
-// temporaries reports the driver's stale temporary files.
+// temporaries reports the driver's stale temporary files and directories.
 func (c *checker) temporaries(ctx context.Context) error {
 	j, ok := c.d.(driver.Janitor)
 	if !ok {
@@ -406,8 +406,11 @@ func (c *checker) temporaries(ctx context.Context) error {
 			c.res.InFlight++
 			return nil
 		}
-		c.report(Problem{Kind: StaleTemporary, Path: fi.Path(), Remove: fi.Path(),
-			Detail: fmt.Sprintf("temporary file %s (%d bytes) of an interrupted write", fi.Path(), fi.Size())})
+		detail := fmt.Sprintf("temporary file %s (%d bytes) of an interrupted write", fi.Path(), fi.Size())
+		if fi.IsDir() {
+			detail = fmt.Sprintf("temporary directory %s of an interrupted write", fi.Path())
+		}
+		c.report(Problem{Kind: StaleTemporary, Path: fi.Path(), Remove: fi.Path(), Detail: detail})
 		return nil
 	})
 	if errors.Is(err, driver.ErrUnsupported) || driver.IsNotFound(err) {
