@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -440,6 +441,9 @@ func (r *Repository) exists(ctx context.Context) (bool, error) {
 // one directory read lists only tags that can be served. Elsewhere each
 // tag is checked (servableTag): three small reads per tag.
 func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []string, more bool, err error) {
+	if r.reg.dirs != nil {
+		return r.listedTags(ctx, last, n)
+	}
 	ok, err := r.exists(ctx)
 	if err != nil {
 		return nil, false, err
@@ -450,10 +454,6 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 	all, err := r.reg.listTags(ctx, r.name)
 	if err != nil {
 		return nil, false, err
-	}
-	if r.reg.dirs != nil {
-		tags, more, _ = page(all, last, n, strings.Compare)
-		return tags, more, nil
 	}
 	candidates, _, _ := page(all, last, 0, strings.Compare)
 	tags = []string{}
@@ -470,6 +470,38 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 		tags = append(tags, tag)
 	}
 	return tags, false, nil
+}
+
+// listedTags is Tags where tags are created and removed whole: the tags
+// directory as it is, read once per change of it (tagCache), so that the
+// pages of one list do not each read it again.
+func (r *Repository) listedTags(ctx context.Context, last string, n int) ([]string, bool, error) {
+	fi, err := r.reg.d.Stat(ctx, tagsDir(r.name))
+	if err != nil {
+		if !driver.IsNotFound(err) {
+			return nil, false, err
+		}
+		ok, err := r.exists(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, errorf(ErrNameUnknown, map[string]any{"name": r.name}, "repository name not known to registry")
+		}
+		return []string{}, false, nil
+	}
+	all, ok := r.reg.tags.get(r.name, fi.ModTime())
+	if !ok {
+		start := time.Now()
+		if all, err = r.reg.listTags(ctx, r.name); err != nil {
+			return nil, false, err
+		}
+		if cacheable(fi.ModTime(), start) {
+			r.reg.tags.put(r.name, fi.ModTime(), all)
+		}
+	}
+	tags, more, _ := page(all, last, n, strings.Compare)
+	return tags, more, nil
 }
 
 // page returns the items of sorted after last, at most n.

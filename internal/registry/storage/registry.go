@@ -46,6 +46,8 @@ type Registry struct {
 	// (driver.SupportsAtomicDirs), else nil. Tags are then created and
 	// removed whole, and listed without reading each one.
 	dirs driver.AtomicDirs
+	// tags caches tag listings when dirs is set.
+	tags tagCache
 
 	// uploadLocks serialises operations on one upload within this
 	// process (a client racing two PATCHes on the same upload).
