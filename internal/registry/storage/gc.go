@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -78,12 +80,21 @@ func (e *ManifestUnreadableError) Unwrap() error { return e.Err }
 // parse) stops it with a *ManifestUnreadableError and nothing deleted, in
 // a dry run too.
 func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) {
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, ...any) {}
+	// The phases below run their storage calls from gcWorkers goroutines
+	// (each phase finishes before the next begins), so the callbacks are
+	// serialised here.
+	var mu sync.Mutex
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			opts.Progress(format, args...)
+		}
 	}
 	var res GCResult
 	warn := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
 		res.Warnings++
 		if opts.Warn != nil {
 			opts.Warn(format, args...)
@@ -99,13 +110,14 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 
 	// Mark: read every repository first, so that an unreadable manifest
 	// stops GC before anything is deleted.
-	scanned := make([]*repoManifests, 0, len(repos))
-	for _, name := range repos {
-		rm, err := scanRepo(ctx, reg, name, warn)
-		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
-		}
-		scanned = append(scanned, rm)
+	scanned := make([]*repoManifests, len(repos))
+	err := forEach(ctx, len(repos), func(i int) error {
+		rm, err := scanRepo(ctx, reg, repos[i], warn)
+		scanned[i] = rm
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
 	}
 
 	marked := make(map[digest.Digest]bool)
@@ -156,7 +168,7 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	// which the next run collects).
 	swept := make(map[digest.Digest]bool)
 	var sweepDirs []string
-	err := d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
+	err = d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
 		}
@@ -193,18 +205,28 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	if err := walkRepoDirs(ctx, d, "_layers", func(name string) { layerRepos = append(layerRepos, name) }); err != nil {
 		return res, fmt.Errorf("gc: list repositories: %w", err)
 	}
-	for _, name := range layerRepos {
-		n, err := removeLayerLinks(ctx, d, name, swept, opts.DryRun)
+	err = forEach(ctx, len(layerRepos), func(i int) error {
+		n, err := removeLayerLinks(ctx, d, layerRepos[i], swept, opts.DryRun)
+		mu.Lock()
 		res.LayerLinksRemoved += n
+		mu.Unlock()
 		if err != nil {
-			return res, fmt.Errorf("gc: %s: layer links: %w", name, err)
+			return fmt.Errorf("%s: layer links: %w", layerRepos[i], err)
 		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
 	}
 	if !opts.DryRun {
-		for _, p := range sweepDirs {
-			if err := d.Delete(ctx, p); err != nil && !driver.IsNotFound(err) {
-				return res, fmt.Errorf("gc: sweep: %w", err)
+		err := forEach(ctx, len(sweepDirs), func(i int) error {
+			if err := d.Delete(ctx, sweepDirs[i]); err != nil && !driver.IsNotFound(err) {
+				return err
 			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("gc: sweep: %w", err)
 		}
 	}
 	verb := "deleted"
@@ -214,6 +236,53 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	progress("%d blobs (%d bytes), %d untagged manifests and %d layer links %s",
 		res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved, verb)
 	return res, nil
+}
+
+// gcWorkers is how many storage calls GC keeps in flight. Its work is
+// small reads, directory reads and unlinks, which mostly wait for the
+// filesystem (or, on S3, for a round trip): a few in flight overlap the
+// waits, even on two cores.
+const gcWorkers = 8
+
+// forEach calls f(0) ... f(n-1) from gcWorkers goroutines and returns the
+// first error (the calls not yet started are then skipped).
+func forEach(ctx context.Context, n int, f func(i int) error) error {
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range min(gcWorkers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				mu.Lock()
+				stop := first != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = f(i)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // scanRepo reads a repository's revisions, tags and the references of
