@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,37 +167,71 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	// them, and only then their data, so that a crash midway never leaves
 	// a layer link naming a blob that is gone (only unreferenced data,
 	// which the next run collects).
-	swept := make(map[digest.Digest]bool)
-	var sweepDirs []string
-	err = d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
-		if !fi.IsDir() {
-			return nil
-		}
-		rel := strings.Split(strings.TrimPrefix(fi.Path(), blobsRoot+"/"), "/")
-		if len(rel) < 3 {
-			return nil // <alg> or <alg>/<xx>
-		}
-		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
-		if dg.Validate() != nil {
-			warn("unexpected directory %s among the blobs, kept", fi.Path())
-			return driver.ErrSkipDir
-		}
-		if marked[dg] {
-			return driver.ErrSkipDir
-		}
-		var size int64
-		if dfi, err := d.Stat(ctx, fi.Path()+"/data"); err == nil {
-			size = dfi.Size()
-		}
-		progress("sweep blob %s (%d bytes)", dg, size)
-		res.BlobsSwept++
-		res.BytesFreed += size
-		swept[dg] = true
-		sweepDirs = append(sweepDirs, fi.Path())
-		return driver.ErrSkipDir
-	})
+	// The blob directories are walked one <alg>/<2 hex> prefix per
+	// goroutine, then sorted, so that the output is in the usual order.
+	type sweepBlob struct {
+		dg   digest.Digest
+		dir  string
+		size int64
+	}
+	var (
+		prefixes []string
+		blobs    []sweepBlob
+	)
+	algs, err := d.List(ctx, blobsRoot)
 	if err != nil && !driver.IsNotFound(err) {
 		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	for _, a := range algs {
+		ps, err := d.List(ctx, a)
+		if err != nil && !driver.IsNotFound(err) && !isNotDir(ctx, d, a) {
+			return res, fmt.Errorf("gc: sweep: %w", err)
+		}
+		prefixes = append(prefixes, ps...)
+	}
+	err = forEach(ctx, len(prefixes), func(i int) error {
+		err := d.Walk(ctx, prefixes[i], func(fi driver.FileInfo) error {
+			if !fi.IsDir() {
+				return nil
+			}
+			rel := strings.Split(strings.TrimPrefix(fi.Path(), blobsRoot+"/"), "/")
+			if len(rel) < 3 {
+				return nil
+			}
+			dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
+			if dg.Validate() != nil {
+				warn("unexpected directory %s among the blobs, kept", fi.Path())
+				return driver.ErrSkipDir
+			}
+			if marked[dg] {
+				return driver.ErrSkipDir
+			}
+			var size int64
+			if dfi, err := d.Stat(ctx, fi.Path()+"/data"); err == nil {
+				size = dfi.Size()
+			}
+			mu.Lock()
+			blobs = append(blobs, sweepBlob{dg: dg, dir: fi.Path(), size: size})
+			mu.Unlock()
+			return driver.ErrSkipDir
+		})
+		if driver.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	slices.SortFunc(blobs, func(a, b sweepBlob) int { return strings.Compare(a.dir, b.dir) })
+	swept := make(map[digest.Digest]bool, len(blobs))
+	sweepDirs := make([]string, 0, len(blobs))
+	for _, b := range blobs {
+		progress("sweep blob %s (%d bytes)", b.dg, b.size)
+		res.BlobsSwept++
+		res.BytesFreed += b.size
+		swept[b.dg] = true
+		sweepDirs = append(sweepDirs, b.dir)
 	}
 
 	// Every repository with layer links, including those without
@@ -236,6 +271,12 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	progress("%d blobs (%d bytes), %d untagged manifests and %d layer links %s",
 		res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved, verb)
 	return res, nil
+}
+
+// isNotDir reports whether p is a file (which a listing of blobs skips).
+func isNotDir(ctx context.Context, d driver.Driver, p string) bool {
+	fi, err := d.Stat(ctx, p)
+	return err == nil && !fi.IsDir()
 }
 
 // gcWorkers is how many storage calls GC keeps in flight. Its work is
