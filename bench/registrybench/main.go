@@ -98,7 +98,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
-	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check) or all")
+	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check) or all")
 	fs.IntVar(&o.layers, "layers", 50, "scale: layers of the image (1 to 20 MiB each)")
 	fs.IntVar(&o.repos, "repos", 10_000, "scale: repositories for the catalog and the cold start")
 	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
@@ -136,8 +136,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	if o.timeout <= 0 {
 		return o, errors.New("-timeout must be positive")
 	}
-	if !slices.Contains([]string{"core", "scale", "all"}, o.suite) {
-		return o, fmt.Errorf("-suite %q: want core, scale or all", o.suite)
+	if !slices.Contains([]string{"core", "scale", "gc", "all"}, o.suite) {
+		return o, fmt.Errorf("-suite %q: want core, scale, gc or all", o.suite)
 	}
 	if o.layers < 1 || o.layers > 500 || o.repos < 1 || o.repos > 1_000_000 {
 		return o, errors.New("-layers must be 1..500 and -repos 1..1000000")
@@ -279,7 +279,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.procs = append(b.procs, b.auth.Process)
 
-	if b.o.suite != "scale" {
+	if b.o.suite == "core" || b.o.suite == "all" {
 		if err := b.runCore(ctx, tools); err != nil {
 			return err
 		}

@@ -185,7 +185,7 @@ func (b *bench) report() {
 	if len(b.results) > 0 {
 		b.reportCore()
 	}
-	if b.scale != nil {
+	if b.scale != nil || b.gcRuns != nil {
 		b.reportScale(b.out)
 	}
 }

@@ -39,6 +39,49 @@ func (b *bench) reportScale(w io.Writer) {
 		b.o.layers, imageWorkers, imageWorkers, b.o.repos, b.o.clients, b.o.getDuration)
 	_, _ = fmt.Fprintf(w, "Gatehouse (durable storage) sends a bearer token from gatehouse auth-server with every request; the reference registries run without auth.\n")
 	_, _ = fmt.Fprintf(w, "Load average (1, 5, 15 min): %s\n\n", joinLoads(b.loadAvgs))
+	if len(b.scale) > 0 {
+		b.scaleTable(w, keys)
+	}
+	if b.gcRuns != nil {
+		_, _ = fmt.Fprintf(w, "\n### Offline programs over %d blobs (%s), %d manifests in %d repositories, %d blobs unreferenced\n\n",
+			b.gcData.blobs, benchenv.MiB(b.gcData.bytes), b.o.gcManifests, b.o.gcRepos, b.gcData.blobs-b.gcData.referenced)
+		_, _ = fmt.Fprintln(w, "| program | wall time (s) | peak RSS (MiB) | blobs left |")
+		_, _ = fmt.Fprintln(w, "|---|---|---|---|")
+		for _, k := range []string{keyGatehouseGC, keyV3GC, "check", "verify", keySha256sum} {
+			runs := b.gcRuns[k]
+			if len(runs) == 0 {
+				continue
+			}
+			name := map[string]string{"check": "gatehouse storage check", "verify": "gatehouse storage check --verify-digests", keySha256sum: "sha256sum of the blob files (find, xargs)"}[k]
+			if name == "" {
+				name = k
+			}
+			var walls, rss []float64
+			left := "-"
+			for _, r := range runs {
+				if r.failure != nil {
+					name += " (failed: " + truncateText(r.failure.Error(), 200) + ")"
+					continue
+				}
+				walls = append(walls, r.wall.Seconds())
+				rss = append(rss, float64(r.maxRSS)/(1<<20))
+				if k == keyGatehouseGC || k == keyV3GC {
+					left = fmt.Sprint(r.left)
+				}
+			}
+			_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, spreadPrec(walls, 2), spreadPrec(rss, 1), left)
+		}
+	}
+	_, _ = fmt.Fprintln(w, "\n| target | measured | wanted | |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
+	for _, t := range b.scaleTargets() {
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
+	}
+	_, _ = io.WriteString(w, "\n")
+}
+
+// scaleTable prints the registries' figures of the scale suite.
+func (b *bench) scaleTable(w io.Writer, keys []string) {
 	header, sep := "| |", "|---|"
 	for _, k := range keys {
 		header += " " + titles[k] + " |"
@@ -93,42 +136,6 @@ func (b *bench) reportScale(w io.Writer) {
 			_, _ = fmt.Fprintf(w, "\n%s failed: %v\n", titles[k], r.err)
 		}
 	}
-	if b.gcRuns != nil {
-		_, _ = fmt.Fprintf(w, "\n### Offline programs over %d blobs (%s), %d manifests in %d repositories, %d blobs unreferenced\n\n",
-			b.gcData.blobs, benchenv.MiB(b.gcData.bytes), b.o.gcManifests, b.o.gcRepos, b.gcData.blobs-b.gcData.referenced)
-		_, _ = fmt.Fprintln(w, "| program | wall time (s) | peak RSS (MiB) | blobs left |")
-		_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-		for _, k := range []string{keyGatehouseGC, keyV3GC, "check", "verify", keySha256sum} {
-			runs := b.gcRuns[k]
-			if len(runs) == 0 {
-				continue
-			}
-			name := map[string]string{"check": "gatehouse storage check", "verify": "gatehouse storage check --verify-digests", keySha256sum: "sha256sum of the blob files (find, xargs)"}[k]
-			if name == "" {
-				name = k
-			}
-			var walls, rss []float64
-			left := "-"
-			for _, r := range runs {
-				if r.failure != nil {
-					name += " (failed: " + truncateText(r.failure.Error(), 200) + ")"
-					continue
-				}
-				walls = append(walls, r.wall.Seconds())
-				rss = append(rss, float64(r.maxRSS)/(1<<20))
-				if k == keyGatehouseGC || k == keyV3GC {
-					left = fmt.Sprint(r.left)
-				}
-			}
-			_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, spreadPrec(walls, 2), spreadPrec(rss, 1), left)
-		}
-	}
-	_, _ = fmt.Fprintln(w, "\n| target | measured | wanted | |")
-	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range b.scaleTargets() {
-		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
-	}
-	_, _ = io.WriteString(w, "\n")
 }
 
 func truncateText(s string, n int) string {

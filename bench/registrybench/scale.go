@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -64,6 +65,13 @@ func (b *bench) scaleKeys() []string {
 }
 
 func (b *bench) runScale(ctx context.Context, tools map[string]string) error {
+	if b.o.suite == "gc" {
+		if err := b.runGC(ctx, tools[keyV3]); err != nil {
+			return err
+		}
+		b.noteLoad("after gc and storage check")
+		return nil
+	}
 	keys := b.scaleKeys()
 	b.scale = map[string]*scaleResult{}
 	for _, k := range keys {
@@ -281,10 +289,24 @@ func (b *bench) runGC(ctx context.Context, v3 string) error {
 	return nil
 }
 
-// timeChild runs argv and returns its wall time and peak RSS (from its
-// rusage, as /usr/bin/time -v reports it). Its output is discarded,
-// except for the tail of a failure.
+// timeChild runs argv and returns its wall time and peak RSS, as
+// /usr/bin/time -v reports it: the ru_maxrss of a child that time forked.
+// The rusage Go's own wait returns is no good here: Go starts a program
+// with vfork, and exec records the peak RSS of the memory it replaces,
+// the benchmark's own, in the child's ru_maxrss. Without GNU time at
+// /usr/bin/time, the RSS is not measured (0). Output is discarded, except
+// for the tail of a failure.
 func timeChild(ctx context.Context, argv, env []string) gcRun {
+	rssFile := ""
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		f, err := os.CreateTemp("", "registrybench-rss-*")
+		if err == nil {
+			rssFile = f.Name()
+			_ = f.Close()
+			defer func() { _ = os.Remove(rssFile) }()
+			argv = append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, argv...)
+		}
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	var out strings.Builder
@@ -292,11 +314,15 @@ func timeChild(ctx context.Context, argv, env []string) gcRun {
 	start := time.Now()
 	err := cmd.Run()
 	run := gcRun{wall: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		run.maxRSS = ru.Maxrss << 10 // KiB on Linux
+	if rssFile != "" {
+		if b, rerr := os.ReadFile(rssFile); rerr == nil {
+			if kib, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); perr == nil {
+				run.maxRSS = kib << 10
+			}
+		}
 	}
 	if err != nil {
-		run.failure = fmt.Errorf("%s: %w: %s", filepath.Base(argv[0]), err, out.String())
+		run.failure = fmt.Errorf("%s: %w: %s", filepath.Base(argv[len(argv)-1]), err, out.String())
 	}
 	return run
 }
