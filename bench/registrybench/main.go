@@ -645,7 +645,7 @@ func (s *started) waitReady(ctx context.Context, t0 time.Time, timeout time.Dura
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer 200 on /v2/ within %s (last: %v)\n%s", s.proc.Name, timeout, err, s.proc.Tail(2000))
+			return fmt.Errorf("%s did not answer 200 on /v2/ within %s (last: %w)\n%s", s.proc.Name, timeout, err, s.proc.Tail(2000))
 		case <-time.After(time.Millisecond):
 		}
 	}
