@@ -52,6 +52,10 @@ type options struct {
 	dir                  string
 	timeout              time.Duration
 	pprofDir             string
+	suite                string
+	layers, repos        int
+	gcBlobs, gcManifests int
+	gcRepos              int
 }
 
 // Registry keys accepted by -registries, in the order they run.
@@ -94,7 +98,13 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
-	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the monolithic push and the manifest GET load to this dir")
+	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check) or all")
+	fs.IntVar(&o.layers, "layers", 50, "scale: layers of the image (1 to 20 MiB each)")
+	fs.IntVar(&o.repos, "repos", 10_000, "scale: repositories for the catalog and the cold start")
+	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
+	fs.IntVar(&o.gcManifests, "gc-manifests", 10_000, "scale: manifests of the gc data")
+	fs.IntVar(&o.gcRepos, "gc-repos", 1_000, "scale: repositories of the gc data")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked) and the manifest GET load to this dir")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -125,6 +135,15 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	}
 	if o.timeout <= 0 {
 		return o, errors.New("-timeout must be positive")
+	}
+	if !slices.Contains([]string{"core", "scale", "gc", "all"}, o.suite) {
+		return o, fmt.Errorf("-suite %q: want core, scale, gc or all", o.suite)
+	}
+	if o.layers < 1 || o.layers > 500 || o.repos < 1 || o.repos > 1_000_000 {
+		return o, errors.New("-layers must be 1..500 and -repos 1..1000000")
+	}
+	if o.gcBlobs < 0 || o.gcManifests < 1 || o.gcRepos < 1 || o.gcRepos > o.gcManifests || (o.gcBlobs > 0 && o.gcBlobs < 4*o.gcManifests) {
+		return o, errors.New("-gc-blobs must be 0 or at least 4x -gc-manifests, and -gc-repos 1..-gc-manifests")
 	}
 	for _, k := range strings.Split(*regs, ",") {
 		k = strings.TrimSpace(k)
@@ -204,6 +223,11 @@ type bench struct {
 	rssRate   float64
 	rssErr    error
 	loadAvgs  []string
+
+	scale     map[string]*scaleResult
+	mixedBlob string
+	gcData    gcData
+	gcRuns    map[string][]gcRun
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -244,12 +268,6 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		tools[k] = p
 	}
-	b.logf("digests of the generated blobs")
-	digests := map[uint64]string{
-		seedMonolithic: genDigest(seedMonolithic, b.o.size),
-		seedChunked:    genDigest(seedChunked, b.o.size),
-	}
-
 	certs := filepath.Join(b.tmp, "certs")
 	if err := benchenv.Certs(ctx, b.gate, certs); err != nil {
 		return err
@@ -261,6 +279,44 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.procs = append(b.procs, b.auth.Process)
 
+	if b.o.suite == "core" || b.o.suite == "all" {
+		if err := b.runCore(ctx, tools); err != nil {
+			return err
+		}
+	}
+	if b.o.suite != "core" {
+		if err := b.runScale(ctx, tools); err != nil {
+			return err
+		}
+	}
+	b.report()
+	var failed []string
+	for _, k := range b.o.registries {
+		if r := b.results[k]; r != nil && r.err != nil {
+			failed = append(failed, titles[k])
+		}
+		if r := b.scale[k]; r != nil && r.err != nil {
+			failed = append(failed, titles[k]+" (scale)")
+		}
+	}
+	if b.rssErr != nil {
+		failed = append(failed, "the RSS push")
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}
+
+// runCore runs the core suite: pushes, pull, manifest GET, tags list and
+// the RSS push.
+func (b *bench) runCore(ctx context.Context, tools map[string]string) error {
+	b.logf("digests of the generated blobs")
+	digests := map[uint64]string{
+		seedMonolithic: genDigest(seedMonolithic, b.o.size),
+		seedChunked:    genDigest(seedChunked, b.o.size),
+	}
+
 	regs := map[string]*started{}
 	defer func() {
 		for _, s := range regs {
@@ -271,7 +327,7 @@ func (b *bench) run(ctx context.Context) error {
 		r := &result{}
 		b.results[k] = r
 		b.logf("%s: starting", titles[k])
-		if regs[k], r.err = b.start(ctx, k, tools[k], "reg-"+k); r.err != nil {
+		if regs[k], r.err = b.start(ctx, k, tools[k], startSpec{name: "reg-" + k}); r.err != nil {
 			delete(regs, k)
 		}
 	}
@@ -340,6 +396,8 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		_ = eachFrom(b.o.registries, run-1, fmt.Sprintf("chunked push, %s chunks (round %d)", benchenv.MiB(b.o.chunk), run), func(k string, s *started, r *result) error {
 			syscall.Sync()
+			wait := b.profile(ctx, s, fmt.Sprintf("%s-chunked-%d", k, run), max(1, int(b.o.size/(400<<20))))
+			defer wait()
 			d, err := s.t.pushChunked(ctx, seedChunked, b.o.size, b.o.chunk, digests[seedChunked])
 			if err != nil {
 				return err
@@ -429,20 +487,7 @@ func (b *bench) run(ctx context.Context) error {
 		b.rssErr = b.measureRSS(ctx)
 		b.noteLoad("after the RSS push")
 	}
-	b.report()
-	var failed []string
-	for _, k := range b.o.registries {
-		if r := b.results[k]; r.err != nil {
-			failed = append(failed, titles[k])
-		}
-	}
-	if b.rssErr != nil {
-		failed = append(failed, "the RSS push")
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
-	}
-	return ctx.Err()
+	return nil
 }
 
 // started is a registry process and how to reach it.
@@ -450,16 +495,29 @@ type started struct {
 	proc  *benchenv.Process
 	t     *target
 	dir   string
-	debug string // Gatehouse's debug server, host:port
+	debug string        // Gatehouse's debug server, host:port
+	ready time.Duration // from the start of the process to its first 200 on /v2/
+	keep  bool          // stop leaves dir (data generated for several starts)
 }
 
 func (s *started) stop() {
 	s.proc.Stop()
-	_ = os.RemoveAll(s.dir)
+	if !s.keep {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
-func (b *bench) start(ctx context.Context, key, tool, name string) (*started, error) {
-	dir := filepath.Join(b.tmp, name)
+// startSpec says how to start a registry.
+type startSpec struct {
+	name       string // its directory under the run's temp dir
+	root       string // storage root directory; "" = <its directory>/data
+	repo       string // repository of the workload, and the token's scope; "" = repoName
+	catalogMax int    // catalog.maxentries; 0 = the registry's default
+	keep       bool   // leave the directory when stopped
+}
+
+func (b *bench) start(ctx context.Context, key, tool string, spec startSpec) (*started, error) {
+	dir := filepath.Join(b.tmp, spec.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -469,7 +527,18 @@ func (b *bench) start(ctx context.Context, key, tool, name string) (*started, er
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "config.yml")
-	root := filepath.Join(dir, "data")
+	root := spec.root
+	if root == "" {
+		root = filepath.Join(dir, "data")
+	}
+	repo := spec.repo
+	if repo == "" {
+		repo = repoName
+	}
+	catalog := ""
+	if spec.catalogMax > 0 {
+		catalog = fmt.Sprintf("catalog:\n  maxentries: %d\n", spec.catalogMax)
+	}
 	var (
 		prog      string
 		args      []string
@@ -502,18 +571,18 @@ storage:
     enabled: true
 http:
   addr: %q
-%sauth:
+%s%sauth:
   token:
     realm: %q
     service: %q
     issuer: %q
     rootcertbundle: %q
-`, root, durable, addr, debug, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
+`, root, durable, addr, debug, catalog, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}
 		prog, args = b.gate, []string{"registry", "serve", cfg}
-		token, err = b.auth.Token(ctx, serviceName, "repository:"+repoName+":pull,push")
+		token, err = b.auth.Token(ctx, serviceName, "repository:"+repo+":pull,push", "registry:catalog:*")
 		if err != nil {
 			return nil, err
 		}
@@ -532,22 +601,54 @@ storage:
       enabled: false
 http:
   addr: %q
-`, root, addr)
+%s`, root, addr, catalog)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}
 		prog, args, env = tool, []string{"serve", cfg}, []string{"OTEL_TRACES_EXPORTER=none"}
 	}
+	t0 := time.Now()
 	p, err := benchenv.Start(titles[key], filepath.Join(dir, "registry.log"), env, prog, args...)
 	if err != nil {
 		return nil, err
 	}
-	s := &started{proc: p, dir: dir, debug: debugAddr, t: &target{base: "http://" + addr, repo: repoName, token: token, hc: newClient(4)}}
-	if err := p.WaitHTTP(ctx, s.t.base+"/v2/", 30*time.Second); err != nil {
+	s := &started{proc: p, dir: dir, debug: debugAddr, keep: spec.keep, t: &target{base: "http://" + addr, repo: repo, token: token, hc: newClient(8)}}
+	if err := s.waitReady(ctx, t0, 60*time.Second); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// waitReady polls GET /v2/ every millisecond (with the token, if any)
+// until it answers 200, and records the time since t0.
+func (s *started) waitReady(ctx context.Context, t0 time.Time, timeout time.Duration) error {
+	hdr := map[string]string{}
+	if s.t.token != "" {
+		hdr["Authorization"] = "Bearer " + s.t.token
+	}
+	c, err := newRawClient(s.t.base, "/v2/", hdr)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := c.get(ctx)
+		if err == nil {
+			s.ready = time.Since(t0)
+			return nil
+		}
+		if s.proc.Exited() {
+			return fmt.Errorf("%s exited before answering: %w\n%s", s.proc.Name, err, s.proc.Tail(2000))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer 200 on /v2/ within %s (last: %w)\n%s", s.proc.Name, timeout, err, s.proc.Tail(2000))
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
@@ -557,7 +658,7 @@ func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Second
 func (b *bench) measureRSS(ctx context.Context) error {
 	b.logf("digest of the %s RSS blob", benchenv.MiB(b.o.rssSize))
 	digest := genDigest(seedRSS, b.o.rssSize)
-	s, err := b.start(ctx, keyGatehouse, "", "reg-rss")
+	s, err := b.start(ctx, keyGatehouse, "", startSpec{name: "reg-rss"})
 	if err != nil {
 		return err
 	}

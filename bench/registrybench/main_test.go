@@ -248,7 +248,8 @@ func TestTargets(t *testing.T) {
 		o:       options{rssSize: 4 << 30, registries: allKeys},
 		ddRates: []float64{100, 300, 200},
 		results: map[string]*result{
-			keyGatehouse:  {pushMono: []float64{190}, pushChunked: []float64{170}, pull: []float64{1000}, get: []loadResult{{ok: 2600, elapsed: time.Second}}},
+			keyGatehouse:  {pushMono: []float64{190}, pushChunked: []float64{170}, pull: []float64{1000}, get: []loadResult{{ok: 2600, elapsed: time.Second}}, tagsList: 8 * time.Millisecond},
+			keyV2:         {tagsList: 9 * time.Millisecond},
 			keyNonDurable: {pushMono: []float64{600}, pushChunked: []float64{500}},
 			keyV3:         {pushMono: []float64{400}, pushChunked: []float64{400}, pull: []float64{1000}, get: []loadResult{{ok: 1000, elapsed: time.Second}}},
 		},
@@ -258,9 +259,10 @@ func TestTargets(t *testing.T) {
 	for _, r := range b.targets() {
 		got = append(got, r.verdict)
 	}
-	// dd median 200: 190 >= 180 met, 170 missed; 600 >= 1.5*400 met, 500
-	// missed; pull 1.0x met; 2600 >= 2500 met; 50 MiB met.
-	want := []string{"met", "missed", "met", "missed", "met", "met", "met"}
+	// dd median 200: 190 >= 180 met; chunked 170 < 0.95*190 missed;
+	// 600 >= 1.5*400 met, 500 < 2*400 missed; pull 1.0x met; 2600 >=
+	// 2500 met; tags 8 <= 9 ms met; 50 MiB met.
+	want := []string{"met", "missed", "met", "missed", "met", "met", "met", "met"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
 	}
@@ -289,7 +291,7 @@ func TestReadResponse(t *testing.T) {
 		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			keep, err := readResponse(bufio.NewReader(strings.NewReader(tc.in)), make([]byte, 16))
+			keep, err := readResponse(bufio.NewReader(strings.NewReader(tc.in)), make([]byte, 16), false)
 			if (err != nil) != tc.bad || (err == nil || tc.keep) && keep != tc.keep {
 				t.Errorf("keep %v, err %v; want keep %v, error %v", keep, err, tc.keep, tc.bad)
 			}
@@ -302,6 +304,44 @@ func FuzzReadResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.0 301 Moved\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 2"))
 	f.Fuzz(func(_ *testing.T, b []byte) {
-		_, _ = readResponse(bufio.NewReader(bytes.NewReader(b)), make([]byte, 8))
+		_, _ = readResponse(bufio.NewReader(bytes.NewReader(b)), make([]byte, 8), false)
 	})
+}
+
+func TestScaleTargets(t *testing.T) {
+	b := &bench{
+		o: options{registries: allKeys, layers: 50, repos: 10_000},
+		scale: map[string]*scaleResult{
+			keyGatehouse: {push: []float64{300}, pull: []float64{1000}, catalogPaged: []time.Duration{5 * time.Millisecond},
+				catalogOne: []time.Duration{20 * time.Millisecond}, coldStart: []time.Duration{50 * time.Millisecond},
+				mixed: []loadResult{{ok: 100, elapsed: time.Second, latencies: []time.Duration{time.Millisecond}}}},
+			keyV3: {push: []float64{250}, pull: []float64{500}, mixed: []loadResult{{ok: 50, elapsed: time.Second, latencies: []time.Duration{time.Millisecond}}}},
+			keyV2: {catalogPaged: []time.Duration{6 * time.Millisecond}, catalogOne: []time.Duration{10 * time.Millisecond}},
+		},
+		gcData: gcData{blobs: 100, referenced: 50, bytes: 100e6},
+		gcRuns: map[string][]gcRun{
+			keyGatehouseGC: {{wall: time.Second, maxRSS: 10 << 20}},
+			keyV3GC:        {{wall: 3 * time.Second, maxRSS: 20 << 20}},
+			"check":        {{wall: time.Second}},
+			"verify":       {{wall: 3 * time.Second}},
+			keySha256sum:   {{wall: time.Second}},
+		},
+	}
+	var got []string
+	for _, r := range b.scaleTargets() {
+		got = append(got, r.verdict)
+	}
+	// push 1.2x missed, pull 2x met, catalog paged 5 <= 6 met, one request
+	// 20 > 10 missed, cold start met, mixed reported, gc 3x faster met,
+	// RSS met, check reported, verify adds 2 s > 1 s / 0.8 missed.
+	want := []string{"missed", "met", "met", "missed", "met", "reported", "met", "met", "reported", "missed"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	b.scale, b.gcRuns = map[string]*scaleResult{}, map[string][]gcRun{}
+	for _, r := range b.scaleTargets() {
+		if r.verdict != "not measured" {
+			t.Errorf("%s: %s with nothing measured", r.name, r.verdict)
+		}
+	}
 }

@@ -358,13 +358,13 @@ func (c *rawClient) roundTrip() (keepAlive bool, err error) {
 	if _, err := c.conn.Write(c.req); err != nil {
 		return false, err
 	}
-	return readResponse(c.br, c.body)
+	return readResponse(c.br, c.body, false)
 }
 
 // readResponse reads an HTTP/1.1 answer from br, discarding its body
-// through buf, and tells whether the connection may be used again. An
-// answer other than 200 is an error.
-func readResponse(br *bufio.Reader, buf []byte) (keepAlive bool, err error) {
+// through buf (none for the answer to a HEAD), and tells whether the
+// connection may be used again. An answer other than 200 is an error.
+func readResponse(br *bufio.Reader, buf []byte, head bool) (keepAlive bool, err error) {
 	status, err := br.ReadSlice('\n')
 	if err != nil {
 		return false, err
@@ -404,6 +404,9 @@ func readResponse(br *bufio.Reader, buf []byte) (keepAlive bool, err error) {
 	}
 	if length < 0 {
 		return false, errors.New("answer without Content-Length")
+	}
+	if head {
+		length = 0
 	}
 	if n, err := io.CopyBuffer(io.Discard, io.LimitReader(br, length), buf); err != nil || n != length {
 		if err == nil {

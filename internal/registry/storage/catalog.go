@@ -22,9 +22,25 @@ var errStopWalk = errors.New("stop walking")
 // _manifests, as registry:2 decides), in comparePaths order. fn may
 // return errStopWalk to end the walk early.
 func walkRepos(ctx context.Context, d driver.Driver, fn func(name string) error) error {
+	return walkReposAfter(ctx, d, "", fn)
+}
+
+// walkReposAfter is walkRepos from the first repository after last (""
+// = from the start): it does not descend into a directory whose every
+// repository sorts before last, so that a page of the catalog costs the
+// directories on the way to last, not every repository before it.
+func walkReposAfter(ctx context.Context, d driver.Driver, last string, fn func(name string) error) error {
 	err := d.Walk(ctx, reposRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
+		}
+		if last != "" {
+			// Every name below dir is dir/..., which compares like dir
+			// itself against a last that dir is not an ancestor of.
+			dir := strings.TrimPrefix(fi.Path(), reposRoot+"/")
+			if !strings.HasPrefix(last, dir+"/") && comparePaths(dir, last) < 0 {
+				return driver.ErrSkipDir
+			}
 		}
 		base := path.Base(fi.Path())
 		if base == "_manifests" {
@@ -50,7 +66,7 @@ func walkRepos(ctx context.Context, d driver.Driver, fn func(name string) error)
 // (path components compared one by one). more reports whether names remain.
 func (r *Registry) Catalog(ctx context.Context, last string, n int) (repos []string, more bool, err error) {
 	repos = []string{}
-	err = walkRepos(ctx, r.d, func(name string) error {
+	err = walkReposAfter(ctx, r.d, last, func(name string) error {
 		if last != "" && comparePaths(name, last) <= 0 {
 			return nil
 		}

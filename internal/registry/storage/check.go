@@ -8,6 +8,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -29,7 +31,7 @@ const (
 	BadLink          ProblemKind = "bad-link"       // revision or layer link that is not the digest its path names
 	RevisionNoBlob   ProblemKind = "revision-missing-blob"
 	LayerNoBlob      ProblemKind = "layer-missing-blob"
-	StaleTemporary   ProblemKind = "stale-temporary"   // temporary file of an interrupted atomic write
+	StaleTemporary   ProblemKind = "stale-temporary"   // temporary file or directory of an interrupted atomic write
 	EmptyBlobDir     ProblemKind = "empty-blob-dir"    // blob directory without data
 	StaleUpload      ProblemKind = "stale-upload"      // upload started longer ago than the upload purge age
 	CorruptBlob      ProblemKind = "corrupt-blob"      // data that does not hash to its digest (--verify-digests)
@@ -97,6 +99,8 @@ type checker struct {
 	now  time.Time
 	res  CheckResult
 	say  func(format string, args ...any)
+	// sayMu serialises say when blobs are verified in parallel.
+	sayMu sync.Mutex
 }
 
 // Check reads every repository's tag, revision and layer links and
@@ -326,6 +330,7 @@ func (c *checker) uploads(ctx context.Context, name string) error {
 // blobs reports blob directories without data and, with VerifyDigests,
 // blobs whose content does not match their digest.
 func (c *checker) blobs(ctx context.Context) error {
+	var toVerify []blobToVerify
 	err := c.d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
 		if !fi.IsDir() {
 			return nil
@@ -350,31 +355,64 @@ func (c *checker) blobs(ctx context.Context) error {
 		}
 		c.res.Blobs++
 		if c.opts.VerifyDigests {
-			if err := c.verify(ctx, dg, fi.Path()+"/data"); err != nil {
-				return err
-			}
+			toVerify = append(toVerify, blobToVerify{dg, fi.Path() + "/data"})
 		}
 		return driver.ErrSkipDir
 	})
 	if err != nil && !driver.IsNotFound(err) {
 		return err
 	}
-	return nil
+	return c.verifyAll(ctx, toVerify)
 }
 
-// verify rehashes one blob, streaming it.
-func (c *checker) verify(ctx context.Context, dg digest.Digest, p string) error {
-	if err := dg.Validate(); err != nil {
-		c.report(Problem{Kind: UnverifiableBlob, Path: p, Digest: dg,
-			Detail: fmt.Sprintf("%s: the directory does not name a digest this registry can verify", p)})
+type blobToVerify struct {
+	dg digest.Digest
+	p  string
+}
+
+// verifyAll rehashes the blobs from gcWorkers goroutines (small blobs
+// cost an open and a read each, which overlap; large ones keep both
+// cores hashing) and reports the problems in the order of blobs.
+func (c *checker) verifyAll(ctx context.Context, blobs []blobToVerify) error {
+	found := make([]*Problem, len(blobs))
+	var verified atomic.Int64
+	err := forEach(ctx, len(blobs), func(i int) error {
+		p, ok, err := c.verify(ctx, blobs[i].dg, blobs[i].p)
+		if err != nil {
+			return err
+		}
+		found[i] = p
+		if ok {
+			if n := verified.Add(1); n%1000 == 0 {
+				c.sayMu.Lock()
+				c.say("%d blobs verified", n)
+				c.sayMu.Unlock()
+			}
+		}
 		return nil
+	})
+	c.res.Verified += int(verified.Load())
+	for _, p := range found {
+		if p != nil {
+			c.report(*p)
+		}
+	}
+	return err
+}
+
+// verify rehashes one blob, streaming it, and returns the problem found
+// (nil if none) and whether it was read.
+func (c *checker) verify(ctx context.Context, dg digest.Digest, p string) (*Problem, bool, error) {
+	if err := dg.Validate(); err != nil {
+		return &Problem{Kind: UnverifiableBlob, Path: p, Digest: dg,
+			Detail: fmt.Sprintf("%s: the directory does not name a digest this registry can verify", p)}, false, nil
 	}
 	rc, err := c.d.Reader(ctx, p, 0)
 	if err != nil {
 		if driver.IsNotFound(err) {
-			return nil
+			return nil, false, nil
 		}
-		return err
+		return nil, false, err
 	}
 	defer func() { _ = rc.Close() }()
 	v := dg.Verifier()
@@ -382,20 +420,16 @@ func (c *checker) verify(ctx context.Context, dg digest.Digest, p string) error 
 	defer copyBuffers.Put(buf)
 	n, err := io.CopyBuffer(v, readerOnly{rc}, *buf)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dg, err)
-	}
-	c.res.Verified++
-	if c.res.Verified%1000 == 0 {
-		c.say("%d blobs verified", c.res.Verified)
+		return nil, false, fmt.Errorf("read %s: %w", dg, err)
 	}
 	if !v.Verified() {
-		c.report(Problem{Kind: CorruptBlob, Path: p, Digest: dg,
-			Detail: fmt.Sprintf("blob %s (%d bytes) does not hash to its digest; it is kept: restore it from a backup or push it again", dg, n)})
+		return &Problem{Kind: CorruptBlob, Path: p, Digest: dg,
+			Detail: fmt.Sprintf("blob %s (%d bytes) does not hash to its digest; it is kept: restore it from a backup or push it again", dg, n)}, true, nil
 	}
-	return nil
+	return nil, true, nil
 }
 
-// temporaries reports the driver's stale temporary files.
+// temporaries reports the driver's stale temporary files and directories.
 func (c *checker) temporaries(ctx context.Context) error {
 	j, ok := c.d.(driver.Janitor)
 	if !ok {
@@ -406,8 +440,11 @@ func (c *checker) temporaries(ctx context.Context) error {
 			c.res.InFlight++
 			return nil
 		}
-		c.report(Problem{Kind: StaleTemporary, Path: fi.Path(), Remove: fi.Path(),
-			Detail: fmt.Sprintf("temporary file %s (%d bytes) of an interrupted write", fi.Path(), fi.Size())})
+		detail := fmt.Sprintf("temporary file %s (%d bytes) of an interrupted write", fi.Path(), fi.Size())
+		if fi.IsDir() {
+			detail = fmt.Sprintf("temporary directory %s of an interrupted write", fi.Path())
+		}
+		c.report(Problem{Kind: StaleTemporary, Path: fi.Path(), Remove: fi.Path(), Detail: detail})
 		return nil
 	})
 	if errors.Is(err, driver.ErrUnsupported) || driver.IsNotFound(err) {

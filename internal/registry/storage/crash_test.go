@@ -67,6 +67,38 @@ func (c *crashDriver) Delete(ctx context.Context, p string) error {
 	return c.Driver.Delete(ctx, p)
 }
 
+// crashDirs is a crashDriver over a driver with atomic directories: each
+// CreateDir or RemoveDir is one write, which happens whole or not at all.
+type crashDirs struct {
+	*crashDriver
+	dirs driver.AtomicDirs
+}
+
+func (c crashDirs) CreateDir(ctx context.Context, p string, files map[string][]byte) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
+	return c.dirs.CreateDir(ctx, p, files)
+}
+
+func (c crashDirs) RemoveDir(ctx context.Context, p string) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
+	return c.dirs.RemoveDir(ctx, p)
+}
+
+// crashing wraps d in a crashDriver (not armed), keeping d's atomic
+// directories if it has them, and returns the driver to use and the
+// crashDriver to arm.
+func crashing(d driver.Driver) (driver.Driver, *crashDriver) {
+	cd := &crashDriver{Driver: d, budget: -1}
+	if a, ok := d.(driver.AtomicDirs); ok {
+		return crashDirs{cd, a}, cd
+	}
+	return cd, cd
+}
+
 // checkServable fails unless every tag r lists can be pulled: its
 // manifest resolves and every blob it references can be opened.
 func checkServable(t *testing.T, r *Repository) []string {
@@ -110,8 +142,8 @@ func TestCrashDuringTagPush(t *testing.T) {
 	for name, nd := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
 			for n := 0; ; n++ {
-				cd := &crashDriver{Driver: nd(t), budget: -1}
-				reg := New(cd, Options{Delete: true})
+				d, cd := crashing(nd(t))
+				reg := New(d, Options{Delete: true})
 				r := mustRepo(t, reg, "crash/push")
 				pushImage(t, r, "old", "old")
 				cfg := pushBlob(t, r, []byte(`{"seed":"new"}`))
@@ -152,8 +184,8 @@ func TestCrashDuringManifestDelete(t *testing.T) {
 	for name, nd := range drivers(t) {
 		t.Run(name, func(t *testing.T) {
 			for n := 0; ; n++ {
-				cd := &crashDriver{Driver: nd(t), budget: -1}
-				reg := New(cd, Options{Delete: true})
+				d, cd := crashing(nd(t))
+				reg := New(d, Options{Delete: true})
 				r := mustRepo(t, reg, "crash/delete")
 				desc, _, _ := pushImage(t, r, "a", "x")
 				if _, err := r.PutManifest(context.Background(), "b", v1.MediaTypeImageManifest, mustManifest(t, reg, r, desc.Digest)); err != nil {
@@ -198,8 +230,11 @@ func TestCrashDuringManifestDelete(t *testing.T) {
 // TestDamagedTagsHeal covers storage damaged before the write order was
 // fixed (or by hand): a tag directory without a current link, and a tag
 // whose current link names a manifest whose revision link or data is
-// gone. Such tags are not listed or served, and DELETE removes what is
-// left of them (answering that the tag is unknown).
+// gone. Such tags are not served, and DELETE removes what is left of them
+// (answering that the tag is unknown). Drivers without atomic directories
+// do not list them either; with atomic directories, tags are listed by one
+// directory read (our own writes leave no such tag), as registry:2 lists
+// them.
 func TestDamagedTagsHeal(t *testing.T) {
 	damage := map[string]func(t *testing.T, d driver.Driver, name, tag string, dg digest.Digest){
 		"no current link": func(t *testing.T, d driver.Driver, name, tag string, _ digest.Digest) {
@@ -235,11 +270,15 @@ func TestDamagedTagsHeal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if fmt.Sprint(tags) != "[good]" {
-					t.Errorf("Tags = %v, want [good]", tags)
+				want, wantFirst, wantMore := "[good]", "[good]", false
+				if driver.SupportsAtomicDirs(reg.Driver()) {
+					want, wantFirst, wantMore = "[bad good]", "[bad]", true
 				}
-				if page, more, err := r.Tags(ctx, "", 1); err != nil || fmt.Sprint(page) != "[good]" || more {
-					t.Errorf("Tags(n=1) = %v, %v, %v; want [good], false", page, more, err)
+				if fmt.Sprint(tags) != want {
+					t.Errorf("Tags = %v, want %s", tags, want)
+				}
+				if page, more, err := r.Tags(ctx, "", 1); err != nil || fmt.Sprint(page) != wantFirst || more != wantMore {
+					t.Errorf("Tags(n=1) = %v, %v, %v; want %s, %v", page, more, err, wantFirst, wantMore)
 				}
 				_, _, _, err = r.GetManifest(ctx, "bad")
 				wantErr(t, "GetManifest(bad)", err, ErrManifestUnknown)

@@ -3,7 +3,10 @@ package storage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -88,12 +91,21 @@ func (e *ManifestUnreadableError) Unwrap() error { return e.Err }
 // parse) stops it with a *ManifestUnreadableError and nothing deleted, in
 // a dry run too.
 func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) {
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, ...any) {}
+	// The phases below run their storage calls from gcWorkers goroutines
+	// (each phase finishes before the next begins), so the callbacks are
+	// serialised here.
+	var mu sync.Mutex
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			opts.Progress(format, args...)
+		}
 	}
 	var res GCResult
 	warn := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
 		res.Warnings++
 		if opts.Warn != nil {
 			opts.Warn(format, args...)
@@ -109,13 +121,14 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 
 	// Mark: read every repository first, so that an unreadable manifest
 	// stops GC before anything is deleted.
-	scanned := make([]*repoManifests, 0, len(repos))
-	for _, name := range repos {
-		rm, err := scanRepo(ctx, reg, name, warn)
-		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
-		}
-		scanned = append(scanned, rm)
+	scanned := make([]*repoManifests, len(repos))
+	err := forEach(ctx, len(repos), func(i int) error {
+		rm, err := scanRepo(ctx, reg, repos[i], warn)
+		scanned[i] = rm
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
 	}
 
 	marked := make(map[digest.Digest]bool)
@@ -164,37 +177,71 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	// them, and only then their data, so that a crash midway never leaves
 	// a layer link naming a blob that is gone (only unreferenced data,
 	// which the next run collects).
-	swept := make(map[digest.Digest]bool)
-	var sweepDirs []string
-	err := d.Walk(ctx, blobsRoot, func(fi driver.FileInfo) error {
-		if !fi.IsDir() {
-			return nil
-		}
-		rel := strings.Split(strings.TrimPrefix(fi.Path(), blobsRoot+"/"), "/")
-		if len(rel) < 3 {
-			return nil // <alg> or <alg>/<xx>
-		}
-		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
-		if dg.Validate() != nil {
-			warn("unexpected directory %s among the blobs, kept", fi.Path())
-			return driver.ErrSkipDir
-		}
-		if marked[dg] {
-			return driver.ErrSkipDir
-		}
-		var size int64
-		if dfi, err := d.Stat(ctx, fi.Path()+"/data"); err == nil {
-			size = dfi.Size()
-		}
-		progress("sweep blob %s (%d bytes)", dg, size)
-		res.BlobsSwept++
-		res.BytesFreed += size
-		swept[dg] = true
-		sweepDirs = append(sweepDirs, fi.Path())
-		return driver.ErrSkipDir
-	})
+	// The blob directories are walked one <alg>/<2 hex> prefix per
+	// goroutine, then sorted, so that the output is in the usual order.
+	type sweepBlob struct {
+		dg   digest.Digest
+		dir  string
+		size int64
+	}
+	var (
+		prefixes []string
+		blobs    []sweepBlob
+	)
+	algs, err := d.List(ctx, blobsRoot)
 	if err != nil && !driver.IsNotFound(err) {
 		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	for _, a := range algs {
+		ps, err := d.List(ctx, a)
+		if err != nil && !driver.IsNotFound(err) && !isNotDir(ctx, d, a) {
+			return res, fmt.Errorf("gc: sweep: %w", err)
+		}
+		prefixes = append(prefixes, ps...)
+	}
+	err = forEach(ctx, len(prefixes), func(i int) error {
+		err := d.Walk(ctx, prefixes[i], func(fi driver.FileInfo) error {
+			if !fi.IsDir() {
+				return nil
+			}
+			rel := strings.Split(strings.TrimPrefix(fi.Path(), blobsRoot+"/"), "/")
+			if len(rel) < 3 {
+				return nil
+			}
+			dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
+			if dg.Validate() != nil {
+				warn("unexpected directory %s among the blobs, kept", fi.Path())
+				return driver.ErrSkipDir
+			}
+			if marked[dg] {
+				return driver.ErrSkipDir
+			}
+			var size int64
+			if dfi, err := d.Stat(ctx, fi.Path()+"/data"); err == nil {
+				size = dfi.Size()
+			}
+			mu.Lock()
+			blobs = append(blobs, sweepBlob{dg: dg, dir: fi.Path(), size: size})
+			mu.Unlock()
+			return driver.ErrSkipDir
+		})
+		if driver.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	slices.SortFunc(blobs, func(a, b sweepBlob) int { return strings.Compare(a.dir, b.dir) })
+	swept := make(map[digest.Digest]bool, len(blobs))
+	sweepDirs := make([]string, 0, len(blobs))
+	for _, b := range blobs {
+		progress("sweep blob %s (%d bytes)", b.dg, b.size)
+		res.BlobsSwept++
+		res.BytesFreed += b.size
+		swept[b.dg] = true
+		sweepDirs = append(sweepDirs, b.dir)
 	}
 
 	// Every repository with layer links, including those without
@@ -204,27 +251,39 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 		return res, fmt.Errorf("gc: list repositories: %w", err)
 	}
 	linkedIn := make(map[digest.Digest][]string)
-	for _, name := range layerRepos {
-		removed, err := removeLayerLinks(ctx, d, name, swept, opts.DryRun)
+	err = forEach(ctx, len(layerRepos), func(i int) error {
+		removed, err := removeLayerLinks(ctx, d, layerRepos[i], swept, opts.DryRun)
+		mu.Lock()
 		res.LayerLinksRemoved += len(removed)
 		for _, dg := range removed {
-			linkedIn[dg] = append(linkedIn[dg], name)
+			linkedIn[dg] = append(linkedIn[dg], layerRepos[i])
 		}
+		mu.Unlock()
 		if err != nil {
-			return res, fmt.Errorf("gc: %s: layer links: %w", name, err)
+			return fmt.Errorf("%s: layer links: %w", layerRepos[i], err)
 		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
 	}
 	if !opts.DryRun {
-		for _, p := range sweepDirs {
-			if err := d.Delete(ctx, p); err != nil && !driver.IsNotFound(err) {
-				return res, fmt.Errorf("gc: sweep: %w", err)
+		err := forEach(ctx, len(sweepDirs), func(i int) error {
+			if err := d.Delete(ctx, sweepDirs[i]); err != nil && !driver.IsNotFound(err) {
+				return err
 			}
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("gc: sweep: %w", err)
 		}
 	}
 	for _, p := range sweepDirs {
 		rel := strings.Split(strings.TrimPrefix(p, blobsRoot+"/"), "/")
 		dg := digest.NewDigestFromEncoded(digest.Algorithm(rel[0]), rel[2])
-		res.Swept = append(res.Swept, SweptBlob{Digest: dg, Repositories: linkedIn[dg]})
+		repos := linkedIn[dg]
+		slices.Sort(repos) // filled by concurrent workers
+		res.Swept = append(res.Swept, SweptBlob{Digest: dg, Repositories: repos})
 	}
 	verb := "deleted"
 	if opts.DryRun {
@@ -233,6 +292,59 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 	progress("%d blobs (%d bytes), %d untagged manifests and %d layer links %s",
 		res.BlobsSwept, res.BytesFreed, res.ManifestsDeleted, res.LayerLinksRemoved, verb)
 	return res, nil
+}
+
+// isNotDir reports whether p is a file (which a listing of blobs skips).
+func isNotDir(ctx context.Context, d driver.Driver, p string) bool {
+	fi, err := d.Stat(ctx, p)
+	return err == nil && !fi.IsDir()
+}
+
+// gcWorkers is how many storage calls GC keeps in flight. Its work is
+// small reads, directory reads and unlinks, which mostly wait for the
+// filesystem (or, on S3, for a round trip): a few in flight overlap the
+// waits, even on two cores.
+const gcWorkers = 8
+
+// forEach calls f(0) ... f(n-1) from gcWorkers goroutines and returns the
+// first error (the calls not yet started are then skipped).
+func forEach(ctx context.Context, n int, f func(i int) error) error {
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range min(gcWorkers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				mu.Lock()
+				stop := first != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = f(i)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // scanRepo reads a repository's revisions, tags and the references of

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -106,15 +108,53 @@ func (r *Repository) putManifest(ctx context.Context, ref, mediaType string, pay
 		}
 	}
 	if tag != "" {
-		if err := r.reg.writeLink(ctx, tagIndexLinkDir(r.name, tag, dgst)+"/link", dgst); err != nil {
-			return PutResult{}, err
-		}
-		if err := r.reg.writeLink(ctx, tagCurrentLink(r.name, tag), dgst); err != nil {
+		if err := r.reg.setTag(ctx, r.name, tag, dgst); err != nil {
 			return PutResult{}, err
 		}
 	}
 	r.reg.cacheSet(ctx, "", Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: int64(len(payload))})
 	return res, nil
+}
+
+// setTag points tag at manifest dgst: the tag's index link first, its
+// current link last. A new tag on a driver with atomic directories is
+// created whole, both links at once, so that a tag directory never exists
+// without its current link and Tags can list the directory as it is.
+func (reg *Registry) setTag(ctx context.Context, name, tag string, dgst digest.Digest) error {
+	if reg.dirs != nil {
+		_, err := reg.d.Stat(ctx, tagCurrentLink(name, tag))
+		switch {
+		case driver.IsNotFound(err):
+			link := []byte(dgst.String())
+			err = reg.dirs.CreateDir(ctx, tagDir(name, tag), map[string][]byte{
+				"current/link":                       link,
+				"index/" + digestDir(dgst) + "/link": link,
+			})
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			// Created meanwhile by another push, or a directory left
+			// without its current link by an older version: write
+			// the links into it.
+		case err != nil:
+			return err
+		}
+	}
+	if err := reg.writeLink(ctx, tagIndexLinkDir(name, tag, dgst)+"/link", dgst); err != nil {
+		return err
+	}
+	return reg.writeLink(ctx, tagCurrentLink(name, tag), dgst)
+}
+
+// removeTag removes tag's directory, at once where the driver can.
+func (reg *Registry) removeTag(ctx context.Context, name, tag string) error {
+	if reg.dirs != nil {
+		return reg.dirs.RemoveDir(ctx, tagDir(name, tag))
+	}
+	return reg.d.Delete(ctx, tagDir(name, tag))
 }
 
 // checkReferences verifies that what m points to is in the repository.
@@ -322,7 +362,7 @@ func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst diges
 		cur, err := reg.readLink(ctx, tagCurrentLink(name, tag))
 		switch {
 		case err == nil && cur == dgst:
-			if err := d.Delete(ctx, tagDir(name, tag)); err != nil && !driver.IsNotFound(err) {
+			if err := reg.removeTag(ctx, name, tag); err != nil && !driver.IsNotFound(err) {
 				return err
 			}
 			continue
@@ -373,15 +413,14 @@ func (r *Repository) DeleteTag(ctx context.Context, tag string) error {
 	if err := ValidateTag(tag); err != nil {
 		return err
 	}
-	d := r.reg.d
 	_, err := r.reg.servableTag(ctx, r.name, tag)
 	if err == nil {
-		return d.Delete(ctx, tagDir(r.name, tag))
+		return r.reg.removeTag(ctx, r.name, tag)
 	}
 	if !isErr(err, ErrManifestUnknown) {
 		return err
 	}
-	if err := d.Delete(ctx, tagDir(r.name, tag)); err == nil {
+	if err := r.reg.removeTag(ctx, r.name, tag); err == nil {
 		r.reg.log.WarnContext(ctx, "removed a tag that could not be served", "repository", r.name, "tag", tag)
 	} else if !driver.IsNotFound(err) {
 		return err
@@ -403,10 +442,18 @@ func (r *Repository) exists(ctx context.Context) (bool, error) {
 
 // Tags lists tags after last (exclusive; "" = from the start), at most n
 // (n <= 0 = all), sorted lexically. more reports whether tags remain. An
-// unknown repository is ErrNameUnknown. Only tags that can be served are
-// listed (see servableTag): registry:2 lists every tag directory, which
-// after a crash can name a tag that answers 404 to a pull.
+// unknown repository is ErrNameUnknown.
+//
+// registry:2 lists every tag directory, which after a crash between a
+// tag's links can name a tag that answers 404 to a pull. Where the driver
+// has atomic directories, tags are created and removed whole (setTag,
+// removeTag) after their manifest is stored and before it is unlinked, so
+// one directory read lists only tags that can be served. Elsewhere each
+// tag is checked (servableTag): three small reads per tag.
 func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []string, more bool, err error) {
+	if r.reg.dirs != nil {
+		return r.listedTags(ctx, last, n)
+	}
 	ok, err := r.exists(ctx)
 	if err != nil {
 		return nil, false, err
@@ -433,6 +480,38 @@ func (r *Repository) Tags(ctx context.Context, last string, n int) (tags []strin
 		tags = append(tags, tag)
 	}
 	return tags, false, nil
+}
+
+// listedTags is Tags where tags are created and removed whole: the tags
+// directory as it is, read once per change of it (tagCache), so that the
+// pages of one list do not each read it again.
+func (r *Repository) listedTags(ctx context.Context, last string, n int) ([]string, bool, error) {
+	fi, err := r.reg.d.Stat(ctx, tagsDir(r.name))
+	if err != nil {
+		if !driver.IsNotFound(err) {
+			return nil, false, err
+		}
+		ok, err := r.exists(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			return nil, false, errorf(ErrNameUnknown, map[string]any{"name": r.name}, "repository name not known to registry")
+		}
+		return []string{}, false, nil
+	}
+	all, ok := r.reg.tags.get(r.name, fi.ModTime())
+	if !ok {
+		start := time.Now()
+		if all, err = r.reg.listTags(ctx, r.name); err != nil {
+			return nil, false, err
+		}
+		if cacheable(fi.ModTime(), start) {
+			r.reg.tags.put(r.name, fi.ModTime(), all)
+		}
+	}
+	tags, more, _ := page(all, last, n, strings.Compare)
+	return tags, more, nil
 }
 
 // page returns the items of sorted after last, at most n.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -325,6 +327,20 @@ func TestCatalog(t *testing.T) {
 		got, more, _ = reg.Catalog(ctx, "m.x", 1)
 		if diff := cmp.Diff([]string{"z"}, got); diff != "" || more {
 			t.Errorf("last page (-want +got) more=%v:\n%s", more, diff)
+		}
+		// Every last, listed or not, gives exactly the names after it
+		// (the walk skips the directories before it).
+		for _, last := range append(slices.Clone(all), "0", "a/a", "a/b/b", "a/c", "a-a", "b", "m", "zz") {
+			var want []string
+			for _, n := range all {
+				if comparePaths(n, last) > 0 {
+					want = append(want, n)
+				}
+			}
+			got, more, err := reg.Catalog(ctx, last, 0)
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" || more || err != nil {
+				t.Errorf("Catalog after %q (-want +got), more=%v err=%v:\n%s", last, more, err, diff)
+			}
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -97,6 +98,15 @@ func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error
 		return "", fmt.Errorf("%s: %w: %w", p, errBadLink, err)
 	}
 	return d, nil
+}
+
+// putScratch writes content that can be recomputed if lost, without
+// waiting for stable storage where the driver can (driver.ScratchWriter).
+func putScratch(ctx context.Context, d driver.Driver, p string, content []byte) error {
+	if s, ok := d.(driver.ScratchWriter); ok {
+		return s.PutScratch(ctx, p, content)
+	}
+	return d.PutContent(ctx, p, content)
 }
 
 // writeLink writes a link file the way registry:2 does.

@@ -45,6 +45,12 @@ type Registry struct {
 	d    driver.Driver
 	opts Options
 	log  *slog.Logger
+	// dirs is d when it makes directories appear and disappear whole
+	// (driver.SupportsAtomicDirs), else nil. Tags are then created and
+	// removed whole, and listed without reading each one.
+	dirs driver.AtomicDirs
+	// tags caches tag listings when dirs is set.
+	tags tagCache
 
 	// uploadLocks serialises operations on one upload within this
 	// process (a client racing two PATCHes on the same upload).
@@ -57,7 +63,11 @@ func New(d driver.Driver, opts Options) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{d: d, opts: opts, log: log}
+	r := &Registry{d: d, opts: opts, log: log}
+	if a, ok := d.(driver.AtomicDirs); ok && driver.SupportsAtomicDirs(d) {
+		r.dirs = a
+	}
+	return r
 }
 
 // Driver returns the storage driver.

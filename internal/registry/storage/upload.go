@@ -258,7 +258,10 @@ func (u *Upload) Append(ctx context.Context, from io.Reader) (int64, error) {
 	if err != nil {
 		return n, err
 	}
-	if err := d.PutContent(ctx, u.statePath(u.size), state); err != nil {
+	// The state only saves a re-hash: a missing or damaged one is
+	// recomputed from the data (load, Commit), so it is written without
+	// waiting for stable storage. The data itself is flushed at Commit.
+	if err := putScratch(ctx, d, u.statePath(u.size), state); err != nil {
 		return n, err
 	}
 	if prevSize > 0 {
@@ -318,7 +321,10 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 	var got digest.Digest
 	if dgst.Algorithm() == digest.SHA256 && u.h != nil && u.size == size {
 		got = digest.NewDigest(digest.SHA256, u.h)
-	} else {
+	}
+	if got != dgst {
+		// No saved state, another algorithm, or a mismatch that a state
+		// damaged by a power loss could explain: hash the data itself.
 		h, err := u.rehash(ctx, dgst.Algorithm(), size)
 		if err != nil {
 			if driver.IsNotFound(err) {

@@ -12,9 +12,9 @@ import (
 // paths against the path rules (ValidatePath), whatever d itself checks: a
 // new driver cannot forget them. The optional capabilities of d
 // (LocalFiler, Redirector) stay discoverable by type assertion, and
-// io.Closer is passed through. The wrapper always implements Janitor,
-// answering ErrUnsupported when d does not, and ExactMover and Pinger,
-// with a generic fallback when d does not.
+// io.Closer is passed through. The wrapper always implements Janitor and
+// AtomicDirs, answering ErrUnsupported when d does not, and ExactMover,
+// Pinger and ScratchWriter, with a generic fallback when d does not.
 func Checked(d Driver) Driver {
 	if _, ok := d.(checkedMarker); ok {
 		return d
@@ -43,11 +43,11 @@ func Checked(d Driver) Driver {
 	return c
 }
 
-type checkedMarker interface{ checkedDriver() }
+type checkedMarker interface{ unwrap() Driver }
 
 type checked struct{ d Driver }
 
-func (c checked) checkedDriver() {}
+func (c checked) unwrap() Driver { return c.d }
 
 func (c checked) check(ctx context.Context, paths ...string) error {
 	if err := ctx.Err(); err != nil {
@@ -235,9 +235,51 @@ func (c checked) RemoveEmptyDir(ctx context.Context, path string) error {
 	return j.RemoveEmptyDir(ctx, path)
 }
 
+func (c checked) PutScratch(ctx context.Context, path string, content []byte) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	if s, ok := c.d.(ScratchWriter); ok {
+		return s.PutScratch(ctx, path, content)
+	}
+	return c.d.PutContent(ctx, path, content)
+}
+
+func (c checked) CreateDir(ctx context.Context, path string, files map[string][]byte) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	for rel := range files {
+		if err := c.check(ctx, path+"/"+rel); err != nil {
+			return err
+		}
+	}
+	a, ok := c.d.(AtomicDirs)
+	if !ok {
+		return ErrUnsupported
+	}
+	return a.CreateDir(ctx, path, files)
+}
+
+func (c checked) RemoveDir(ctx context.Context, path string) error {
+	if err := c.check(ctx, path); err != nil {
+		return err
+	}
+	if path == "/" {
+		return &InvalidPathError{Path: path, Driver: c.d.Name(), Reason: "refusing to remove the storage root"}
+	}
+	a, ok := c.d.(AtomicDirs)
+	if !ok {
+		return ErrUnsupported
+	}
+	return a.RemoveDir(ctx, path)
+}
+
 var (
-	_ Driver     = checked{}
-	_ Janitor    = checked{}
-	_ ExactMover = checked{}
-	_ Pinger     = checked{}
+	_ Driver        = checked{}
+	_ Janitor       = checked{}
+	_ ExactMover    = checked{}
+	_ Pinger        = checked{}
+	_ ScratchWriter = checked{}
+	_ AtomicDirs    = checked{}
 )

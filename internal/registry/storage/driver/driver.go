@@ -8,8 +8,10 @@
 //
 // Optional capabilities are separate interfaces discovered with type
 // assertions: Redirector (presigned URLs), LocalFiler (sendfile), Janitor
-// (debris of interrupted writes), ExactMover (a size-checked move) and
-// Pinger (a reachability check).
+// (debris of interrupted writes), ExactMover (a size-checked move), Pinger
+// (a reachability check), ScratchWriter (writes that need not wait for
+// stable storage) and AtomicDirs (directories that appear and disappear
+// whole).
 package driver
 
 import (
@@ -104,11 +106,12 @@ type LocalFiler interface {
 // never filled. Drivers without such debris (object stores, inmemory)
 // need not implement it; Checked's wrapper answers ErrUnsupported for them.
 type Janitor interface {
-	// WalkTemporaries calls fn for every temporary file below path, in
-	// no particular order.
+	// WalkTemporaries calls fn for every temporary file or directory
+	// below path, in no particular order (not for what a temporary
+	// directory holds).
 	WalkTemporaries(ctx context.Context, path string, fn WalkFn) error
-	// RemoveTemporary removes one file WalkTemporaries reported; any
-	// other path is an *InvalidPathError.
+	// RemoveTemporary removes one file or directory WalkTemporaries
+	// reported; any other path is an *InvalidPathError.
 	RemoveTemporary(ctx context.Context, path string) error
 	// RemoveEmptyDir removes the directory path if it is empty, and
 	// returns ErrDirNotEmpty (leaving it) if it is not.
@@ -143,6 +146,48 @@ type Pinger interface {
 // (S3 down, a timeout, a 5xx): the same request may work later. The API
 // answers 503 with Retry-After for them.
 var ErrUnavailable = errors.New("storage temporarily unavailable")
+
+// ScratchWriter is implemented by drivers whose PutContent waits for
+// stable storage (an fsync), for content that can be recomputed if it is
+// lost. The Checked wrapper always implements it, with PutContent for
+// drivers that do not.
+type ScratchWriter interface {
+	// PutScratch replaces path with content, atomically for readers as
+	// PutContent does, but returns before the content is on stable
+	// storage. A process crash loses nothing; after a power loss the file
+	// may be missing or empty, so readers must tell a damaged file from a
+	// good one.
+	PutScratch(ctx context.Context, path string, content []byte) error
+}
+
+// AtomicDirs is implemented by drivers that can make a directory tree
+// appear, and disappear, in one step (the filesystem driver, with
+// rename(2)). Object stores have no directories to rename and do not
+// implement it; the Checked wrapper then answers ErrUnsupported, and
+// SupportsAtomicDirs tells callers beforehand.
+type AtomicDirs interface {
+	// CreateDir makes the directory path appear holding files (paths
+	// relative to path, "/"-separated, mapped to their content) all at
+	// once: a reader, and the storage after a crash at any moment, sees
+	// all of it or none of it. The content is as durable as PutContent's
+	// when it returns. If path exists and is not empty, CreateDir changes
+	// nothing and returns an error wrapping fs.ErrExist.
+	CreateDir(ctx context.Context, path string, files map[string][]byte) error
+	// RemoveDir makes the directory path and everything below it
+	// disappear at once. What a crash leaves of it afterwards is a
+	// temporary that Janitor reports.
+	RemoveDir(ctx context.Context, path string) error
+}
+
+// SupportsAtomicDirs reports whether d, or the driver Checked wraps,
+// implements AtomicDirs.
+func SupportsAtomicDirs(d Driver) bool {
+	if c, ok := d.(checkedMarker); ok {
+		d = c.unwrap()
+	}
+	_, ok := d.(AtomicDirs)
+	return ok
+}
 
 // ErrDirNotEmpty is returned by Janitor.RemoveEmptyDir for a directory
 // that has entries.

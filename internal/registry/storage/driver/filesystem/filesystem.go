@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -130,6 +132,17 @@ func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 // PutContent implements driver.Driver: write a temporary file beside the
 // target, flush it, rename it over the target and flush the directory.
 func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
+	return d.putContent(ctx, p, content, d.durable)
+}
+
+// PutScratch implements driver.ScratchWriter: PutContent without the
+// flushes, so a write costs no fsync (which on ext4 also waits for the
+// data of every other file the journal commit covers).
+func (d *Driver) PutScratch(ctx context.Context, p string, content []byte) error {
+	return d.putContent(ctx, p, content, false)
+}
+
+func (d *Driver) putContent(ctx context.Context, p string, content []byte, flush bool) error {
 	fp, err := d.resolve(ctx, p)
 	if err != nil {
 		return err
@@ -155,7 +168,7 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 	if _, err := tmp.Write(content); err != nil {
 		return d.wrap(p, err)
 	}
-	if d.durable {
+	if flush {
 		if err := tmp.Sync(); err != nil {
 			return d.wrap(p, err)
 		}
@@ -170,6 +183,9 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 		return d.wrap(p, err)
 	}
 	ok = true
+	if !flush {
+		return nil
+	}
 	return d.syncDir(dir)
 }
 
@@ -507,9 +523,150 @@ func (d *Driver) walk(ctx context.Context, p, fp string, fn driver.WalkFn) error
 	return nil
 }
 
+// stagingDir returns where CreateDir and RemoveDir keep a directory while
+// it is out of sight: the parent of fp's parent. A temporary there is not
+// an entry of fp's parent, so neither our listings nor registry:2's (which
+// shows every entry of a tags directory as a tag) ever see it. p needs two
+// components for that, so that the staging dir is inside the root.
+func (d *Driver) stagingDir(p, fp string) (string, error) {
+	if path.Dir(path.Dir(p)) == path.Dir(p) {
+		return "", &driver.InvalidPathError{Path: p, Driver: Name, Reason: "needs a parent directory below the root"}
+	}
+	return filepath.Dir(filepath.Dir(fp)), nil
+}
+
+// CreateDir implements driver.AtomicDirs: the files are written into a
+// temporary directory and flushed, then one rename(2) puts the directory
+// in place. rename refuses a target that is a non-empty directory, and
+// replaces an empty one.
+func (d *Driver) CreateDir(ctx context.Context, p string, files map[string][]byte) error {
+	fp, err := d.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	stage, err := d.stagingDir(p, fp)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(fp)
+	if err := d.mkdirAll(parent); err != nil {
+		return d.wrap(p, err)
+	}
+	tmp, err := os.MkdirTemp(stage, tmpPrefix+"*")
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	dirs := []string{tmp}
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		if err := driver.ValidatePath(Name, p+"/"+rel); err != nil {
+			return err
+		}
+		f := filepath.Join(tmp, filepath.FromSlash(rel))
+		for dir := filepath.Dir(f); dir != tmp; dir = filepath.Dir(dir) {
+			if !slices.Contains(dirs, dir) {
+				dirs = append(dirs, dir)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(f), dirPerm); err != nil {
+			return d.wrap(p, err)
+		}
+		if err := d.writeFile(f, files[rel]); err != nil {
+			return d.wrap(p, err)
+		}
+	}
+	for _, dir := range dirs {
+		if err := os.Chmod(dir, dirPerm); err != nil { // MkdirTemp makes 0700
+			return d.wrap(p, err)
+		}
+		if err := d.syncDir(dir); err != nil {
+			return err
+		}
+	}
+	if err := renameDir(tmp, fp); err != nil {
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("filesystem: %s: %w", p, fs.ErrExist)
+		}
+		return d.wrap(p, err)
+	}
+	ok = true
+	return d.syncDir(parent)
+}
+
+// renameDir is rename(2) itself: unlike os.Rename, it replaces a target
+// that is an empty directory (and refuses a non-empty one).
+func renameDir(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
+
+// writeFile creates f with content, flushed when durable.
+func (d *Driver) writeFile(f string, content []byte) error {
+	w, err := os.OpenFile(f, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm) //nolint:gosec // group-readable on purpose, see filePerm
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(content)
+	if err == nil && d.durable {
+		err = w.Sync()
+	}
+	return errors.Join(err, w.Close())
+}
+
+// RemoveDir implements driver.AtomicDirs: one rename(2) takes the
+// directory out of sight, under a temporary name in the staging dir, and
+// then it is removed. A crash in between leaves a temporary directory that
+// WalkTemporaries reports.
+func (d *Driver) RemoveDir(ctx context.Context, p string) error {
+	fp, err := d.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	stage, err := d.stagingDir(p, fp)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(fp)
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	if !fi.IsDir() {
+		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "not a directory"}
+	}
+	tmp, err := os.MkdirTemp(stage, tmpPrefix+"*") // reserves a name; rename replaces an empty dir
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	if err := renameDir(fp, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return d.wrap(p, err)
+	}
+	if err := d.syncDir(filepath.Dir(fp)); err != nil {
+		return err
+	}
+	// The directory is gone from sight. Its modification time is its
+	// own, possibly old: make it the time of this removal, so that a
+	// storage check run after a crash here counts it as recent debris.
+	now := time.Now()
+	_ = os.Chtimes(tmp, now, now)
+	if err := os.RemoveAll(tmp); err != nil {
+		return d.wrap(p, err)
+	}
+	return nil
+}
+
 // WalkTemporaries implements driver.Janitor: the temporary files of
-// atomic writes (PutContent) below p, which a write killed before its
-// rename leaves behind.
+// atomic writes (PutContent) and the temporary directories of CreateDir
+// and RemoveDir below p, which a write killed before its rename (or a
+// removal killed after it) leaves behind. A temporary directory is
+// reported once, not its contents.
 func (d *Driver) WalkTemporaries(ctx context.Context, p string, fn driver.WalkFn) error {
 	fp, err := d.resolve(ctx, p)
 	if err != nil {
@@ -525,7 +682,7 @@ func (d *Driver) WalkTemporaries(ctx context.Context, p string, fn driver.WalkFn
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		if e.IsDir() || !strings.HasPrefix(e.Name(), tmpPrefix) {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) {
 			return nil
 		}
 		fi, err := e.Info()
@@ -539,7 +696,13 @@ func (d *Driver) WalkTemporaries(ctx context.Context, p string, fn driver.WalkFn
 		if err != nil {
 			return err
 		}
-		return fn(fileInfo{p: "/" + filepath.ToSlash(rel), fi: fi})
+		if err := fn(fileInfo{p: "/" + filepath.ToSlash(rel), fi: fi}); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
 	})
 	if err != nil && !errors.Is(err, ctx.Err()) {
 		return d.wrap(p, err)
@@ -555,6 +718,13 @@ func (d *Driver) RemoveTemporary(ctx context.Context, p string) error {
 	}
 	if !strings.HasPrefix(path.Base(p), tmpPrefix) {
 		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "not a temporary file"}
+	}
+	fi, err := os.Lstat(fp)
+	if err != nil {
+		return d.wrap(p, err)
+	}
+	if fi.IsDir() {
+		return d.wrap(p, os.RemoveAll(fp))
 	}
 	if err := os.Remove(fp); err != nil {
 		return d.wrap(p, err)
@@ -589,7 +759,9 @@ func (d *Driver) RemoveEmptyDir(ctx context.Context, p string) error {
 }
 
 var (
-	_ driver.Driver     = (*Driver)(nil)
-	_ driver.LocalFiler = (*Driver)(nil)
-	_ driver.Janitor    = (*Driver)(nil)
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.LocalFiler    = (*Driver)(nil)
+	_ driver.Janitor       = (*Driver)(nil)
+	_ driver.ScratchWriter = (*Driver)(nil)
+	_ driver.AtomicDirs    = (*Driver)(nil)
 )
