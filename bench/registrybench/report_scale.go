@@ -35,9 +35,11 @@ func msMedian(ds []time.Duration) float64 {
 func (b *bench) reportScale(w io.Writer) {
 	keys := b.scaleKeys()
 	_, _ = fmt.Fprintf(w, "\n## Registry benchmark, scale suite\n\n%s\n\n", benchenv.Machine())
-	_, _ = fmt.Fprintf(w, "Image of %d layers (1 to 20 MiB each, new content every round) pushed as the Docker engine does (POST, one streamed PATCH, PUT; %d uploads at a time; then config and manifest PUT) and pulled (manifest, then %d layers at a time). Catalog and cold start over %d repositories written in the registry:2 layout. Mixed load: %d clients for %s, HEAD blob / GET manifest / GET tags list in a 70/20/10 mix.\n",
-		b.o.layers, imageWorkers, imageWorkers, b.o.repos, b.o.clients, b.o.getDuration)
-	_, _ = fmt.Fprintf(w, "Gatehouse (durable storage) sends a bearer token from gatehouse auth-server with every request; the reference registries run without auth.\n")
+	if len(b.scale) > 0 {
+		_, _ = fmt.Fprintf(w, "Image of %d layers (1 to 20 MiB each, new content every round) pushed as the Docker engine does (POST, one streamed PATCH, PUT; %d uploads at a time; then config and manifest PUT) and pulled (manifest, then %d layers at a time). Catalog and cold start over %d repositories written in the registry:2 layout. Mixed load: %d clients for %s, HEAD blob / GET manifest / GET tags list in a 70/20/10 mix.\n",
+			b.o.layers, imageWorkers, imageWorkers, b.o.repos, b.o.clients, b.o.getDuration)
+		_, _ = fmt.Fprintf(w, "Gatehouse (durable storage) sends a bearer token from gatehouse auth-server with every request; the reference registries run without auth.\n")
+	}
 	_, _ = fmt.Fprintf(w, "Load average (1, 5, 15 min): %s\n\n", joinLoads(b.loadAvgs))
 	if len(b.scale) > 0 {
 		b.scaleTable(w, keys)
