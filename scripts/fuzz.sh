@@ -31,8 +31,25 @@ for dir in $dirs; do
   go test -c -fuzz=. -o "$bin/pkg.test" "$pkg"
   for fn in $fns; do
     echo "== $pkg $fn"
-    (cd "$root/$dir" && "$bin/pkg.test" -test.run='^$' -test.fuzz="^$fn\$" -test.fuzztime="$time" \
-      -test.fuzzcachedir="$cache/$importpath")
+    # Go's fuzzing engine sometimes ends a short run with "context deadline
+    # exceeded" although no input failed (its coordinator's deadline races
+    # a slow worker). That, and only that, is run once more: a real failure
+    # saves its input under testdata/fuzz/<target>/ and fails at once.
+    for try in 1 2; do
+      saved_before=$( (ls "$root/$dir/testdata/fuzz/$fn" 2>/dev/null || true) | wc -l)
+      if (cd "$root/$dir" && "$bin/pkg.test" -test.run='^$' -test.fuzz="^$fn\$" -test.fuzztime="$time" \
+        -test.fuzzcachedir="$cache/$importpath") > "$bin/out" 2>&1; then
+        cat "$bin/out"
+        break
+      fi
+      cat "$bin/out"
+      saved_after=$( (ls "$root/$dir/testdata/fuzz/$fn" 2>/dev/null || true) | wc -l)
+      if [ "$try" = 1 ] && [ "$saved_before" = "$saved_after" ] && grep -q 'context deadline exceeded' "$bin/out"; then
+        echo "== $pkg $fn: the engine's deadline, no failing input; running it once more"
+        continue
+      fi
+      exit 1
+    done
     targets=$((targets + 1))
   done
 done
