@@ -171,7 +171,10 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 // Emit queues e for every endpoint that does not ignore it. It returns once
-// the event is on disk. A queue that cannot be written is logged and
+// the event is on disk; push, delete and mount events on stable storage
+// (fsynced), pull events without waiting for it: a pull event is queued
+// after its content was sent and may be lost in a crash anyway, and the
+// pull path should not pay two fsyncs per endpoint. A queue that cannot be written is logged and
 // counted as dropped; the request that caused the event is not failed.
 func (n *Notifier) Emit(_ context.Context, e Event) {
 	var data []byte
@@ -186,7 +189,7 @@ func (n *Notifier) Emit(_ context.Context, e Event) {
 				return
 			}
 		}
-		dropped, err := ep.q.append(data)
+		dropped, err := ep.q.append(data, e.Action != ActionPull)
 		if err != nil {
 			n.m.dropped.WithLabelValues(ep.Name, "error").Inc()
 			n.log.Error("notification event could not be queued and is lost", "endpoint", ep.Name, "action", e.Action, "repository", e.Repository, "err", err)

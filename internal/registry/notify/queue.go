@@ -69,16 +69,18 @@ func (q *queue) path(seq uint64) string {
 	return filepath.Join(q.dir, fmt.Sprintf("%020d%s", seq, eventSuffix))
 }
 
-// append stores data durably as the newest event. When the queue is full
-// the oldest events are removed first; dropped says how many.
-func (q *queue) append(data []byte) (dropped int, err error) {
+// append stores data as the newest event, on stable storage before it
+// returns when durable is set (otherwise a process crash loses nothing, a
+// power loss may). When the queue is full the oldest events are removed
+// first; dropped says how many.
+func (q *queue) append(data []byte, durable bool) (dropped int, err error) {
 	q.mu.Lock()
 	seq := q.next
 	q.next++
 	q.mu.Unlock()
 
 	tmp := filepath.Join(q.dir, tmpPrefix+strconv.FormatUint(q.tmp.Add(1), 10))
-	if err := writeSynced(tmp, data); err != nil {
+	if err := writeFile(tmp, data, durable); err != nil {
 		_ = os.Remove(tmp)
 		return 0, err
 	}
@@ -86,8 +88,10 @@ func (q *queue) append(data []byte) (dropped int, err error) {
 		_ = os.Remove(tmp)
 		return 0, err
 	}
-	if err := syncDir(q.dir); err != nil {
-		return 0, err
+	if durable {
+		if err := syncDir(q.dir); err != nil {
+			return 0, err
+		}
 	}
 
 	q.mu.Lock()
@@ -153,7 +157,7 @@ func (q *queue) len() int {
 	return len(q.seqs)
 }
 
-func writeSynced(path string, data []byte) error {
+func writeFile(path string, data []byte, durable bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -162,9 +166,11 @@ func writeSynced(path string, data []byte) error {
 		_ = f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }
