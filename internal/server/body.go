@@ -20,14 +20,33 @@ type bodyTimer struct {
 	rc   *http.ResponseController
 	idle time.Duration
 
-	mu  sync.Mutex
-	cap time.Time // zero: no absolute limit
+	mu    sync.Mutex
+	cap   time.Time // zero: no absolute limit
+	armed time.Time // when the deadline was last moved
 }
 
 func (t *bodyTimer) arm() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	d := time.Now().Add(t.idle)
+	t.armAt(time.Now())
+}
+
+// rearm moves the deadline after a read that returned data, unless it was
+// moved less than an eighth of the idle time ago: an upload reads in 32 KiB
+// pieces, and the deadline need not follow every one of them.
+func (t *bodyTimer) rearm() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if now.Sub(t.armed) < t.idle/8 {
+		return
+	}
+	t.armAt(now)
+}
+
+func (t *bodyTimer) armAt(now time.Time) {
+	t.armed = now
+	d := now.Add(t.idle)
 	if !t.cap.IsZero() && t.cap.Before(d) {
 		d = t.cap
 	}
@@ -36,7 +55,7 @@ func (t *bodyTimer) arm() {
 
 type bodyTimerKey struct{}
 
-// timedBody re-arms the timer after every read that returned data.
+// timedBody re-arms the timer after reads that return data (see rearm).
 type timedBody struct {
 	io.ReadCloser
 	t *bodyTimer
@@ -45,7 +64,7 @@ type timedBody struct {
 func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
-		b.t.arm()
+		b.t.rearm()
 	}
 	return n, err
 }
