@@ -660,16 +660,7 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 			}
 		}
 	}
-	results, err := d.client.RemoveObjectsWithIter(ctx, d.cfg.Bucket, objects, minio.RemoveObjectsOptions{})
-	if err != nil {
-		return d.fail("delete", path, err)
-	}
-	var delErr error
-	for r := range results {
-		if r.Err != nil && delErr == nil && !isNotFound(r.Err) {
-			delErr = fmt.Errorf("%s: %w", r.ObjectName, r.Err)
-		}
-	}
+	delErr := d.removeObjects(ctx, objects)
 	switch {
 	case listErr != nil:
 		return d.fail("delete", path, listErr)
@@ -681,6 +672,23 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 		return &driver.PathNotFoundError{Path: path, Driver: Name}
 	}
 	return nil
+}
+
+// removeObjects deletes the keys objects yields, in batches of 1,000
+// (RemoveObjects), and returns the first failure other than a key already
+// gone, naming the key.
+func (d *Driver) removeObjects(ctx context.Context, objects iter.Seq[minio.ObjectInfo]) error {
+	results, err := d.client.RemoveObjectsWithIter(ctx, d.cfg.Bucket, objects, minio.RemoveObjectsOptions{})
+	if err != nil {
+		return err
+	}
+	var first error
+	for r := range results {
+		if r.Err != nil && first == nil && !isNotFound(r.Err) {
+			first = fmt.Errorf("%s: %w", r.ObjectName, r.Err)
+		}
+	}
+	return first
 }
 
 // walkNode is a file or directory seen in a recursive listing.

@@ -137,16 +137,7 @@ func (d *Driver) deletePrefix(ctx context.Context, path, prefix string) error {
 			}
 		}
 	}
-	results, err := d.client.RemoveObjectsWithIter(ctx, d.cfg.Bucket, objects, minio.RemoveObjectsOptions{})
-	if err != nil {
-		return d.fail("delete", path, err)
-	}
-	var delErr error
-	for r := range results {
-		if r.Err != nil && delErr == nil && !isNotFound(r.Err) {
-			delErr = r.Err
-		}
-	}
+	delErr := d.removeObjects(ctx, objects)
 	return d.fail("delete", path, errors.Join(listErr, delErr))
 }
 
