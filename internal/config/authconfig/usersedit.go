@@ -89,19 +89,29 @@ func AddUser(data []byte, name, hash string) ([]byte, error) {
 	return out, checkEdit(data, out, name, hash, false)
 }
 
-// SetPassword replaces the bcrypt hash of an existing user, in the
-// quoting style the old one was written in.
-func SetPassword(data []byte, name, hash string) ([]byte, error) {
+// existingUser finds name in the users section: the section's mapping and
+// the index of the user's key in it.
+func existingUser(data []byte, name string) (*yaml.Node, int, error) {
 	_, users, err := usersNode(data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	i := -1
 	if users != nil {
 		i = findUser(users, name)
 	}
 	if i < 0 {
-		return nil, fmt.Errorf("no user %s in the users section", quoteKey(name))
+		return nil, 0, fmt.Errorf("no user %s in the users section", quoteKey(name))
+	}
+	return users, i, nil
+}
+
+// SetPassword replaces the bcrypt hash of an existing user, in the
+// quoting style the old one was written in.
+func SetPassword(data []byte, name, hash string) ([]byte, error) {
+	users, i, err := existingUser(data, name)
+	if err != nil {
+		return nil, err
 	}
 	if name == "" {
 		return nil, errors.New(`the anonymous user "" has no password`)
@@ -121,16 +131,9 @@ func SetPassword(data []byte, name, hash string) ([]byte, error) {
 // RemoveUser deletes a user's lines, and the comment lines directly above
 // it at the same indentation.
 func RemoveUser(data []byte, name string) ([]byte, error) {
-	_, users, err := usersNode(data)
+	users, i, err := existingUser(data, name)
 	if err != nil {
 		return nil, err
-	}
-	i := -1
-	if users != nil {
-		i = findUser(users, name)
-	}
-	if i < 0 {
-		return nil, fmt.Errorf("no user %s in the users section", quoteKey(name))
 	}
 	if users.Style&yaml.FlowStyle != 0 {
 		return nil, fmt.Errorf("line %d: users is written in flow style ({...}); remove the user by hand or write users in block style", users.Line)
