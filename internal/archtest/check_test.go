@@ -97,6 +97,9 @@ func (r rules) checkEdge(from, to string, pf, pt placement, fromTests bool) []st
 		out = append(out, imp+": breaks rule \"test-only packages are imported from _test.go files only\"")
 	}
 	for _, b := range r.bans {
+		if b.codeOnly && fromTests {
+			continue
+		}
 		if matches(b.from, from) && matches(b.to, to) &&
 			!matchesAny(b.except, to) && !slices.Contains(b.exceptLayers, pt.layer) {
 			out = append(out, fmt.Sprintf("%s: breaks rule %q", imp, b.name))
