@@ -3,6 +3,7 @@
 package registry
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-registry/gatehouse/internal/testenv"
+	"github.com/gatehouse-registry/gatehouse/internal/tlsutil"
 )
 
 // rssKiB reads a process's resident set size.
@@ -267,5 +269,92 @@ func TestUnauthenticatedExhaustion(t *testing.T) {
 	// (unclipped, the 100 KiB methods and paths alone would be 30 MiB).
 	if grew := len(p.Log()) - logBefore; grew > 4<<20 {
 		t.Errorf("the log grew by %d bytes", grew)
+	}
+}
+
+// TestAuthServerExhaustion gives the token server the same treatment
+// without credentials: idle and slow-handshake connections by the thousand,
+// huge request lines and headers. Every connection is closed within its
+// timeouts, memory stays bounded, and a login keeps working throughout.
+func TestAuthServerExhaustion(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < 8192 && lim.Max >= 8192 {
+		lim.Cur = 8192
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	ca, caKey, err := tlsutil.GenerateCA("Exhaustion CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := tlsutil.GenerateServer(ca, caKey, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, keyf := filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key")
+	if err := tlsutil.WriteCertPEM(crt, cert, ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsutil.WriteKeyPEM(keyf, key); err != nil {
+		t.Fatal(err)
+	}
+	a := testenv.StartAuthServer(t, testenv.AuthServerOptions{Cert: crt, Key: keyf, Issuer: "exhaustion",
+		Users: map[string]string{"alice": "pw"}, ACL: "  - match: {account: alice}\n    actions: [\"pull\"]\n"})
+	pid := a.Cmd.Process.Pid
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // its own test certificate
+	login := func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+a.Addr+"/auth?service=registry&scope=repository:a:pull", nil)
+		req.SetBasicAuth("alice", "pw")
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !login() {
+		t.Fatal("login fails before the attack")
+	}
+	baseRSS, baseFDs := rssKiB(t, pid), openFDs(t, pid)
+
+	// Half never start TLS; half finish it and send part of a request.
+	const n = 1000
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		raw, err := net.DialTimeout("tcp", a.Addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		if i%2 == 1 {
+			c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // as above
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if err := c.Handshake(); err == nil {
+				_, _ = c.Write([]byte("GET /auth HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 100<<10)))
+			}
+			raw = c
+		}
+		conns = append(conns, raw)
+	}
+	if !login() {
+		t.Fatal("login failed while 1,000 connections idled")
+	}
+	if !eventually(30*time.Second, func() bool { return openFDs(t, pid) <= baseFDs+20 }) {
+		t.Fatalf("auth server still holds %d descriptors (baseline %d) 30 s after the idle connections opened", openFDs(t, pid), baseFDs)
+	}
+	if !login() {
+		t.Fatal("login fails after the attack")
+	}
+	if rss := rssKiB(t, pid); rss > baseRSS+96<<10 {
+		t.Errorf("RSS grew from %d KiB to %d KiB", baseRSS, rss)
 	}
 }
