@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +20,10 @@ type Redis struct {
 	Addr     string // host:port
 	Password string // requirepass; "" for none
 	Dir      string // working directory, config and log
+	// With WithRedisTLS: the CA that signed the server's certificate, and
+	// a certificate and key (signed by that CA) that clients present; the
+	// server speaks only TLS and requires a client certificate.
+	CAFile, CertFile, KeyFile string
 
 	t      testing.TB
 	bin    string
@@ -32,6 +38,17 @@ type RedisOption func(*Redis)
 // WithRedisPassword makes the server require pw (requirepass).
 func WithRedisPassword(pw string) RedisOption { return func(r *Redis) { r.Password = pw } }
 
+// WithRedisTLS makes the server speak TLS only (no plain port) with a
+// certificate of a fresh test CA for 127.0.0.1, and require clients to
+// present a certificate of that CA (Redis.CertFile, Redis.KeyFile).
+func WithRedisTLS() RedisOption {
+	return func(r *Redis) {
+		r.CAFile = filepath.Join(r.Dir, "ca.pem")
+		r.CertFile = filepath.Join(r.Dir, "cert.pem")
+		r.KeyFile = filepath.Join(r.Dir, "key.pem")
+	}
+}
+
 // StartRedis runs redis-server on a free 127.0.0.1 port without
 // persistence (save "", appendonly no) in a temp dir and waits until it
 // answers PING. A missing redis-server fails the test.
@@ -44,6 +61,15 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	port := FreePort(t)
 	r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	conf := fmt.Sprintf("bind 127.0.0.1\nport %d\nsave \"\"\nappendonly no\ndir %s\nlogfile \"\"\ndaemonize no\nprotected-mode yes\n", port, r.Dir)
+	var tlsConf *tls.Config
+	if r.CAFile != "" {
+		if err := writeTestCA(r.CAFile, r.CertFile, r.KeyFile); err != nil {
+			t.Fatalf("redis TLS certificates: %v", err)
+		}
+		conf = fmt.Sprintf("bind 127.0.0.1\nport 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients yes\nsave \"\"\nappendonly no\ndir %s\nlogfile \"\"\ndaemonize no\nprotected-mode yes\n",
+			port, r.CertFile, r.KeyFile, r.CAFile, r.Dir)
+		tlsConf = redisClientTLS(t, r.CAFile, r.CertFile, r.KeyFile)
+	}
 	if r.Password != "" {
 		conf += fmt.Sprintf("requirepass %q\n", r.Password)
 	}
@@ -51,7 +77,7 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.client = goredis.NewClient(&goredis.Options{Addr: r.Addr, Password: r.Password, MaxRetries: -1,
+	r.client = goredis.NewClient(&goredis.Options{Addr: r.Addr, Password: r.Password, MaxRetries: -1, TLSConfig: tlsConf,
 		DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	t.Cleanup(func() { _ = r.client.Close() })
 	r.Start()
@@ -123,3 +149,22 @@ func (r *Redis) FlushAll() {
 
 // Log returns the server's log so far.
 func (r *Redis) Log() string { return r.proc.Log() }
+
+// redisClientTLS is the test's own client configuration for a server
+// started WithRedisTLS: it trusts caFile and presents certFile.
+func redisClientTLS(t testing.TB, caFile, certFile, keyFile string) *tls.Config {
+	t.Helper()
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("no certificate in %s", caFile)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+}

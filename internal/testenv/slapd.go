@@ -319,8 +319,9 @@ func writeFile(t testing.TB, path, data string) {
 	}
 }
 
-// writeTestCA makes a CA and a server certificate for localhost and
-// 127.0.0.1 signed by it, and writes them as PEM.
+// writeTestCA makes a CA and a certificate for localhost and 127.0.0.1
+// signed by it, usable by a TLS server and by a client presenting it, and
+// writes them as PEM.
 func writeTestCA(caFile, certFile, keyFile string) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -354,7 +355,7 @@ func writeTestCA(caFile, certFile, keyFile string) error {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}

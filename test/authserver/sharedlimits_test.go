@@ -31,7 +31,8 @@ type replica struct {
 
 // startReplicas starts two auth-server processes with the same config
 // (but for their listen addresses), sharing r for the failed-login limit
-// of 10 per account per minute (no per-address limit).
+// of 10 per account per minute (no per-address limit). A Redis started
+// WithRedisTLS is reached with its CA and client certificate.
 func startReplicas(t *testing.T, r *testenv.Redis) ([2]*replica, *http.Client) {
 	t.Helper()
 	bin := testenv.Gatehouse(t)
@@ -51,6 +52,10 @@ func startReplicas(t *testing.T, r *testenv.Redis) ([2]*replica, *http.Client) {
 		t.Fatal(err)
 	}
 	users := usersYAML(t, "alice", "bob", "carol", "dave")
+	redisTLS := ""
+	if r.CAFile != "" {
+		redisTLS = fmt.Sprintf("\n      tls: {ca: %s, certificate: %s, key: %s}", r.CAFile, r.CertFile, r.KeyFile)
+	}
 	var reps [2]*replica
 	for i := range reps {
 		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -67,7 +72,7 @@ func startReplicas(t *testing.T, r *testenv.Redis) ([2]*replica, *http.Client) {
     redis:
       addr: %s
       password_env: TEST_REDIS_PASSWORD
-      timeout: 200ms
+      timeout: 200ms%s
 token:
   issuer: %q
   expiration: 900
@@ -76,7 +81,7 @@ users:
 acl:
   - match: {account: "/.+/"}
     actions: ["*"]
-`, addr, filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), metrics, r.Addr, issuer, users)
+`, addr, filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), metrics, r.Addr, redisTLS, issuer, users)
 		file := filepath.Join(dir, fmt.Sprintf("auth_config_%d.yml", i))
 		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -225,5 +230,24 @@ func TestSharedFailedLoginLimits(t *testing.T) {
 		if !strings.Contains(log, "redis unreachable") || !strings.Contains(log, "limits are shared") {
 			t.Errorf("replica %d did not log the outage and the recovery:\n%s", i, log)
 		}
+	}
+}
+
+// TestSharedFailedLoginLimitsOverTLS: the replicas share the limits
+// through a Redis that speaks only TLS and requires a client certificate.
+func TestSharedFailedLoginLimitsOverTLS(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.WithRedisPassword(redisPassword), testenv.WithRedisTLS())
+	reps, c := startReplicas(t, r)
+	for i, rep := range reps {
+		if got := shared(t, rep); got != "1" {
+			t.Fatalf("replica %d: rate_limit_shared = %s at start, want 1:\n%s", i, got, rep.proc.Log())
+		}
+	}
+	got := burst(t, c, reps, "alice", 20)
+	if got[http.StatusUnauthorized] != 10 || got[http.StatusTooManyRequests] != 10 {
+		t.Fatalf("20 wrong logins over two replicas: %v, want 10 × 401 and 10 × 429", got)
+	}
+	if keys := r.Keys(ratelimit.SharedKeyPrefix + "*"); len(keys) != 1 {
+		t.Errorf("redis keys %q, want one", keys)
 	}
 }
