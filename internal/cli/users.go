@@ -243,16 +243,27 @@ func lockFile(file string) (unlock func(), err error) {
 	return nil, fmt.Errorf("lock %s: the file keeps being replaced", file)
 }
 
+// tempPattern names the new files replaceFile writes beside file.
+func tempPattern(file string) string { return "." + filepath.Base(file) + ".tmp-*" }
+
 // replaceFile writes data to a new file beside file with file's mode,
 // syncs it and renames it over file, unless file no longer holds old
-// (someone edited it meanwhile).
+// (someone edited it meanwhile). The caller holds lockFile's lock, so
+// new files of an earlier edit that was killed before its rename are
+// leftovers no one writes any more: they are removed first (they hold a
+// whole config, password hashes included).
 func replaceFile(file string, old, data []byte) error {
 	st, err := os.Stat(file)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(file)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
+	if stale, err := filepath.Glob(filepath.Join(dir, tempPattern(file))); err == nil {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
+	tmp, err := os.CreateTemp(dir, tempPattern(file))
 	if err != nil {
 		return err
 	}

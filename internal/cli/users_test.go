@@ -269,3 +269,27 @@ func TestUsersList(t *testing.T) {
 		t.Error("list shows a hash")
 	}
 }
+
+// TestUsersEditRemovesKilledEditsLeftovers: the new file of an edit that
+// was killed before its rename (it holds password hashes) is removed by
+// the next edit, which holds the lock; other files beside it stay.
+func TestUsersEditRemovesKilledEditsLeftovers(t *testing.T) {
+	dir, write, _ := usersFiles(t)
+	file := write(usersSample)
+	stale := filepath.Join(dir, ".auth_config.yml.tmp-123456")
+	other := filepath.Join(dir, ".other.yml.tmp-123456")
+	for _, f := range []string{stale, other} {
+		if err := os.WriteFile(f, []byte("users: {x: {password: \"$2a$10$...\"}}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errOut := runMain(t, "c-pw\n", "users", "add", "--config", file, "carol"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the killed edit's file %s is still there (%v)", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a file of another config was removed: %v", err)
+	}
+}
