@@ -82,6 +82,8 @@ func TestCacheKilledMidFetch(t *testing.T) {
 	sum := sha256.Sum256(big)
 	layer := "sha256:" + hex.EncodeToString(sum[:])
 	pushRaw(t, up.URL(), "library/big", "v1", []byte(`{"architecture":"amd64","os":"linux"}`), big)
+	// Another image upstream on the same layer, as images share bases.
+	pushRaw(t, up.URL(), "library/sibling", "v1", []byte(`{"architecture":"arm64","os":"linux"}`), big)
 	front := newSlowFront(t, up.URL())
 
 	dir := t.TempDir()
@@ -167,6 +169,20 @@ proxy:
 	// the blob was stored, was served from the cache without asking.
 	if n := front.blobGETs.Load(); n != 2 {
 		t.Errorf("%d upstream blob fetches in all, want 2 (one killed, one after the restart)", n)
+	}
+	// The same layer pulled for the other image is linked, once the
+	// upstream confirmed it (HEAD), not fetched a third time.
+	resp, err = client.Get("http://" + addr + "/v2/library/sibling/blobs/" + layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if s := sha256.Sum256(b); err != nil || resp.StatusCode != http.StatusOK || hex.EncodeToString(s[:]) != layer[7:] {
+		t.Fatalf("the shared layer through another repository: %d, %d bytes, %v", resp.StatusCode, len(b), err)
+	}
+	if n := front.blobGETs.Load(); n != 2 {
+		t.Errorf("%d upstream blob fetches after pulling the shared layer for another repository, want still 2", n)
 	}
 	if out, err := testenv.Run(t.Context(), nil, bin, "storage", "check", "--verify-digests", cfg); err != nil {
 		t.Fatalf("storage check after the kill: %v\n%s", err, out)

@@ -27,6 +27,10 @@ type PullThrough interface {
 	// FetchBlob streams a blob storage does not hold while caching it;
 	// size is -1 when unknown.
 	FetchBlob(ctx context.Context, name string, dgst digest.Digest) (rc io.ReadCloser, size int64, err error)
+	// LinkStored links into name a blob that storage holds for another
+	// repository, when the upstream confirms name has it; it reports
+	// whether it did (the caller then serves it from storage).
+	LinkStored(ctx context.Context, name string, dgst digest.Digest) bool
 	// Served records that a cached blob was pulled.
 	Served(name string, dgst digest.Digest)
 }
@@ -82,6 +86,9 @@ func (h *Handler) proxyBlob(w http.ResponseWriter, r *http.Request, p PullThroug
 		return false, nil
 	} else if !errors.Is(err, storage.ErrBlobUnknown) {
 		return true, err
+	}
+	if p.LinkStored(ctx, name, dgst) {
+		return false, nil
 	}
 	if r.Method == http.MethodHead {
 		desc, err := p.StatBlob(ctx, name, dgst)

@@ -42,7 +42,8 @@ func (p *fakeProxy) FetchBlob(context.Context, string, digest.Digest) (io.ReadCl
 	}
 	return io.NopCloser(strings.NewReader(string(p.blob))), int64(len(p.blob)), nil
 }
-func (p *fakeProxy) Served(string, digest.Digest) {}
+func (p *fakeProxy) LinkStored(context.Context, string, digest.Digest) bool { return false }
+func (p *fakeProxy) Served(string, digest.Digest)                           {}
 
 func errorCode(t *testing.T, body string) string {
 	t.Helper()

@@ -318,6 +318,51 @@ func (c *Cache) StatBlob(ctx context.Context, name string, dgst digest.Digest) (
 	return storage.Descriptor{MediaType: storage.BlobMediaType, Digest: dgst, Size: contentLength(resp.Header)}, nil
 }
 
+// LinkStored links into mirrored repository name a blob whose bytes
+// storage already holds for another repository, once the upstream has
+// confirmed (HEAD) that name has that digest with the same size: a base
+// layer shared by many mirrored images crosses the network once. The link
+// is cached content like a fetched blob (it expires and is evicted). It
+// reports whether it linked; any doubt (the upstream unreachable or
+// silent about the size, a read-only registry) is false, and the caller
+// fetches as usual.
+func (c *Cache) LinkStored(ctx context.Context, name string, dgst digest.Digest) bool {
+	up, rname, ok := c.route(name)
+	if !ok {
+		return false
+	}
+	desc, err := c.reg.StatStored(ctx, dgst)
+	if err != nil {
+		return false
+	}
+	hctx, cancel := context.WithTimeout(ctx, smallCallTimeout)
+	defer cancel()
+	resp, err := up.remote.get(hctx, http.MethodHead, rname, "/blobs/"+dgst.String(), nil)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	if contentLength(resp.Header) != desc.Size {
+		return false
+	}
+	repo, err := c.reg.Repository(name)
+	if err != nil {
+		return false
+	}
+	if _, err := repo.MountBlob(ctx, nil, dgst); err != nil {
+		c.log.Warn("linking a stored blob into a mirrored repository failed; fetching it", "repository", name, "digest", dgst, "err", err)
+		return false
+	}
+	c.metrics.linked.Inc()
+	c.state.add(kindBlob, name, dgst, desc.Size, c.now(), up.TTL)
+	c.metrics.cachedBytes.Set(float64(c.state.usage()))
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
 // Served records a pull of cached content (for least-recently-pulled
 // eviction) and counts it as a hit.
 func (c *Cache) Served(name string, dgst digest.Digest) {

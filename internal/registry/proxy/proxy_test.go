@@ -348,3 +348,78 @@ func TestRouteByPrefix(t *testing.T) {
 		t.Fatalf("pull under the prefix = %s, %v", got, err)
 	}
 }
+
+// TestLinkStored: a blob storage holds for one mirrored repository is
+// linked into another once the upstream confirms it has it with the same
+// size, without fetching its bytes again; any doubt links nothing.
+func TestLinkStored(t *testing.T) {
+	ctx := context.Background()
+	up := newFakeUpstream(t, "bearer")
+	layer := bytes.Repeat([]byte("shared base layer "), 1000)
+	up.push("library/one", "1", layer)
+	d := digest.FromBytes(layer)
+	e := newEnv(t, up, envOpts{creds: true, ttl: time.Hour})
+	if b, err := e.readBlob(t, "library/one", d); err != nil || !bytes.Equal(b, layer) {
+		t.Fatalf("first fetch: %d bytes, %v", len(b), err)
+	}
+	if !e.cache.LinkStored(ctx, "library/two", d) {
+		t.Fatalf("a stored blob the upstream has was not linked; log:\n%s", e.logs)
+	}
+	if n := up.blobGets.Load(); n != 1 {
+		t.Errorf("upstream blob GETs = %d, want 1", n)
+	}
+	two, _ := e.reg.Repository("library/two")
+	if desc, err := two.StatBlob(ctx, d); err != nil || desc.Size != int64(len(layer)) {
+		t.Errorf("linked blob: %+v, %v", desc, err)
+	}
+	// The link is cached content: it expires with the ttl.
+	e.clock.add(2 * time.Hour)
+	e.cache.housekeep(ctx)
+	if _, err := two.StatBlob(ctx, d); !errors.Is(err, storage.ErrBlobUnknown) {
+		t.Errorf("the linked blob outlived its ttl: %v", err)
+	}
+
+	// Stored bytes under a digest the upstream serves with another length:
+	// not linked.
+	other := []byte("stored locally only")
+	od := digest.FromBytes(other)
+	hosted, _ := e.reg.Repository("library/one")
+	u, err := hosted.NewUpload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Append(ctx, bytes.NewReader(other)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(ctx, od, -1); err != nil {
+		t.Fatal(err)
+	}
+	if e.cache.LinkStored(ctx, "library/three", od) {
+		t.Error("linked a blob the upstream does not have")
+	}
+	up.mu.Lock()
+	up.blobs[od] = append(other, '!')
+	up.mu.Unlock()
+	if e.cache.LinkStored(ctx, "library/three", od) {
+		t.Error("linked a blob the upstream describes with another size")
+	}
+	up.mu.Lock()
+	up.blobs[od] = other
+	up.mu.Unlock()
+	up.setFail(http.StatusServiceUnavailable)
+	if e.cache.LinkStored(ctx, "library/three", od) {
+		t.Error("linked a blob while the upstream could not confirm it")
+	}
+	up.setFail(0)
+	if !e.cache.LinkStored(ctx, "library/three", od) {
+		t.Error("did not link once the upstream confirmed it")
+	}
+	// A digest storage does not hold asks the upstream nothing.
+	before := up.blobGets.Load()
+	if e.cache.LinkStored(ctx, "library/three", digest.FromString("absent")) {
+		t.Error("linked a blob storage does not hold")
+	}
+	if up.blobGets.Load() != before {
+		t.Error("an absent blob was fetched")
+	}
+}

@@ -67,6 +67,15 @@ func blobUnknown(d digest.Digest) error {
 	return errorf(ErrBlobUnknown, map[string]any{"digest": d.String()}, "blob unknown to registry")
 }
 
+// StatStored describes blob dgst if its data is stored for any repository
+// (ErrBlobUnknown if not): a mirror can link it instead of fetching it.
+func (r *Registry) StatStored(ctx context.Context, dgst digest.Digest) (Descriptor, error) {
+	if err := checkDigest(dgst); err != nil {
+		return Descriptor{}, err
+	}
+	return r.statGlobal(ctx, dgst)
+}
+
 // statGlobal describes dgst if its data exists anywhere in the registry.
 func (r *Registry) statGlobal(ctx context.Context, dgst digest.Digest) (Descriptor, error) {
 	if c := r.opts.Cache; c != nil {
