@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +28,7 @@ names, reloads it: a config with problems is refused (each problem is logged)
 and the running one stays. SIGTERM or SIGINT drains requests in flight, then exits.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAuthServer(cmd.Context(), cmd.ErrOrStderr(), args[0], logFormat, logLevel)
+			return runAuthServer(cmd.Context(), cmd.ErrOrStderr(), args[0], logFormat, logLevel, server.ServiceReady(1))
 		},
 	}
 	c.Flags().StringVar(&logFormat, "log-format", "", "log format: text or json (default: server.log_format, else text)")
@@ -64,7 +65,9 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLevel string) error {
+// runAuthServer serves file's auth server until ctx ends; ready is called
+// once its listeners are bound.
+func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLevel string, ready func(context.Context, *slog.Logger)) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -91,6 +94,7 @@ func runAuthServer(ctx context.Context, stderr io.Writer, file, logFormat, logLe
 		return fail(exitFailure, err)
 	}
 	defer func() { _ = a.Close() }()
+	ready(ctx, log)
 	if err := a.Run(ctx); err != nil {
 		return fail(exitFailure, err)
 	}

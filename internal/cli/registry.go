@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -31,7 +32,7 @@ http.draintimeout, then exits.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := server.ShutdownContext(cmd.Context())
 			defer stop()
-			return runRegistryServer(ctx, cmd.ErrOrStderr(), args[0], server.LogOptions{Format: logFormat, Level: logLevel})
+			return runRegistryServer(ctx, cmd.ErrOrStderr(), args[0], server.LogOptions{Format: logFormat, Level: logLevel}, server.ServiceReady(1))
 		},
 	}
 	c.Flags().StringVar(&logFormat, "log-format", "", "log format: text or json (default: log.formatter, else text)")
@@ -42,7 +43,9 @@ http.draintimeout, then exits.`,
 // runRegistryServer serves the registry on a distribution config until ctx
 // ends, then drains requests in flight for up to http.draintimeout. Flags
 // in over win over the file's log settings.
-func runRegistryServer(ctx context.Context, stderr io.Writer, file string, over server.LogOptions) error {
+// runRegistryServer serves file's registry until ctx ends; ready is called
+// once its listeners are bound.
+func runRegistryServer(ctx context.Context, stderr io.Writer, file string, over server.LogOptions, ready func(context.Context, *slog.Logger)) error {
 	if _, err := server.NewLogger(io.Discard, over); err != nil {
 		return fail(exitUsage, err)
 	}
@@ -70,6 +73,7 @@ func runRegistryServer(ctx context.Context, stderr io.Writer, file string, over 
 		return fail(exitFailure, err)
 	}
 	defer func() { _ = a.Close() }()
+	ready(ctx, log)
 	if err := a.Run(ctx); err != nil {
 		return fail(exitFailure, err)
 	}

@@ -141,15 +141,17 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, f serveFlags) error
 	// than a clear exit.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The service manager hears READY=1 once both servers listen.
+	ready := server.ServiceReady(2)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Go(func() {
 		defer cancel()
-		errs[0] = runAuthServer(ctx, stderr, authFile, f.logFormat, f.logLevel)
+		errs[0] = runAuthServer(ctx, stderr, authFile, f.logFormat, f.logLevel, ready)
 	})
 	wg.Go(func() {
 		defer cancel()
-		errs[1] = runRegistryServer(ctx, stderr, regFile, server.LogOptions{Format: f.logFormat, Level: f.logLevel})
+		errs[1] = runRegistryServer(ctx, stderr, regFile, server.LogOptions{Format: f.logFormat, Level: f.logLevel}, ready)
 	})
 	wg.Wait()
 	return errors.Join(errs...)

@@ -120,7 +120,9 @@ func ShutdownContext(parent context.Context) (ctx context.Context, stop context.
 }
 
 // ReloadLoop calls reload whenever SIGHUP arrives or one of paths changes
-// (polled every interval), one reload at a time, until ctx ends. The
+// (polled every interval), one reload at a time, until ctx ends. A reload
+// for SIGHUP is announced to the service manager (RELOADING=1, then
+// READY=1; see Notify). The
 // result of each attempt is logged; a failed reload is expected to keep the
 // running configuration (reload's job). observe, when not nil, is told the
 // outcome (for metrics).
@@ -147,7 +149,17 @@ func ReloadLoop(ctx context.Context, log *slog.Logger, interval time.Duration, p
 			reason = "file changed"
 		}
 		log.Info("reloading", "reason", reason)
+		if reason == "SIGHUP" {
+			// ExecReload= sends SIGHUP: the service manager shows the
+			// reload until READY=1.
+			NotifyLogged(log, NotifyReloading())
+		}
 		err := reload(ctx, reason)
+		if reason == "SIGHUP" {
+			// A failed reload keeps serving the previous configuration:
+			// ready either way.
+			NotifyLogged(log, NotifyReady)
+		}
 		if observe != nil {
 			observe(err)
 		}

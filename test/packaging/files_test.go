@@ -290,7 +290,7 @@ var unitExecStart = map[string]string{
 // directory.
 func TestUnitFiles(t *testing.T) {
 	common := map[string]string{
-		"Type":                    "simple",
+		"Type":                    "notify",
 		"User":                    "gatehouse",
 		"Group":                   "gatehouse",
 		"ExecReload":              "/bin/kill -HUP $MAINPID",

@@ -4,13 +4,17 @@ package packaging
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,22 +128,54 @@ func TestSystemdUnitsRun(t *testing.T) {
 	}
 	// start runs the unit's ExecStart= (plus extra arguments) with its
 	// Environment=, paths under /var/lib/gatehouse and /etc/gatehouse moved
-	// to data.
-	start := func(t *testing.T, u unit, extra ...string) *testenv.Process {
-		var env []string
+	// to data, and NOTIFY_SOCKET as systemd sets it for Type=notify. It
+	// returns when READY=1 arrives, and checks that the server answers
+	// then, without waiting any longer.
+	start := func(t *testing.T, u unit, extra ...string) (*testenv.Process, *notifySocket) {
+		if got := u.get("Service", "Type"); got != "notify" {
+			t.Fatalf("Type=%s, want notify", got)
+		}
+		ns := listenNotify(t)
+		env := []string{"NOTIFY_SOCKET=" + ns.path}
 		for _, e := range u["Service"]["Environment"] {
 			env = append(env, strings.ReplaceAll(e, "/var/lib/gatehouse", data))
 		}
 		args := strings.Fields(strings.ReplaceAll(u.get("Service", "ExecStart"), "/etc/gatehouse", data))
 		p := testenv.Start(t, env, args[0], append(args[1:], extra...)...)
-		p.WaitHTTP(t, "https://"+regAddrOrAuth(args, regAddr, authAddr)+"/")
-		return p
+		ns.expect(t, p, "READY=1")
+		url := "https://" + regAddrOrAuth(args, regAddr, authAddr) + "/"
+		resp, err := insecureClient.Get(url)
+		if err != nil {
+			t.Fatalf("READY=1 was sent, but %s does not answer: %v", url, err)
+		}
+		_ = resp.Body.Close()
+		return p, ns
 	}
-	// reload runs the unit's ExecReload= with $MAINPID and waits until the
-	// process logs that each of its n servers reloaded on SIGHUP.
-	reload := func(t *testing.T, u unit, p *testenv.Process, n int) {
+	// stop ends p as systemctl stop does (SIGTERM) and expects STOPPING=1.
+	stop := func(t *testing.T, p *testenv.Process, ns *notifySocket) {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		ns.expect(t, p, "STOPPING=1")
+		p.Stop()
+	}
+	// reload runs the unit's ExecReload= with $MAINPID, expects n reloads
+	// announced (RELOADING=1 with MONOTONIC_USEC, then READY=1) and waits
+	// until the process logs that each of its n servers reloaded on SIGHUP.
+	reload := func(t *testing.T, u unit, p *testenv.Process, ns *notifySocket, n int) {
 		args := strings.Fields(strings.ReplaceAll(u.get("Service", "ExecReload"), "$MAINPID", strconv.Itoa(p.Cmd.Process.Pid)))
 		testenv.MustRun(t, nil, args[0], args[1:]...)
+		var reloading, ready int
+		for reloading < n || ready < n {
+			switch msg := ns.next(t, p); {
+			case strings.HasPrefix(msg, "RELOADING=1\nMONOTONIC_USEC="):
+				reloading++
+			case msg == "READY=1" && ready < reloading:
+				ready++
+			default:
+				t.Fatalf("service manager got %q during a reload (%d RELOADING, %d READY so far)", msg, reloading, ready)
+			}
+		}
 		deadline := time.Now().Add(30 * time.Second)
 		for strings.Count(p.Log(), "msg=reloaded reason=SIGHUP") < n {
 			if p.Exited() || time.Now().After(deadline) {
@@ -157,28 +193,33 @@ func TestSystemdUnitsRun(t *testing.T) {
 
 	t.Run("gatehouse.service", func(t *testing.T) {
 		u := load("gatehouse.service")
-		p := start(t, u, "--registry-addr", regAddr, "--auth-addr", authAddr)
-		p.WaitHTTP(t, "https://"+authAddr+"/healthz")
+		p, ns := start(t, u, "--registry-addr", regAddr, "--auth-addr", authAddr)
+		// READY=1 waits for both servers: the auth server answers too.
+		if resp, err := insecureClient.Get("https://" + authAddr + "/healthz"); err != nil {
+			t.Fatalf("READY=1 was sent before the auth server answered: %v", err)
+		} else {
+			_ = resp.Body.Close()
+		}
 		for _, f := range []string{"admin-password", "auth_config.yml", "config.yml", "certs/ca.crt", "registry"} {
 			if _, err := os.Stat(filepath.Join(data, f)); err != nil {
 				t.Errorf("serve with the unit's environment made no %s in GATEHOUSE_DATA_DIR: %v", f, err)
 			}
 		}
-		reload(t, u, p, 2)
-		p.Stop()
+		reload(t, u, p, ns, 2)
+		stop(t, p, ns)
 	})
 	// The drop-in units, on the configs serve generated.
 	t.Run("gatehouse-auth.service", func(t *testing.T) {
 		u := load("gatehouse-auth.service")
-		p := start(t, u)
-		reload(t, u, p, 1)
-		p.Stop()
+		p, ns := start(t, u)
+		reload(t, u, p, ns, 1)
+		stop(t, p, ns)
 	})
 	t.Run("gatehouse-registry.service", func(t *testing.T) {
 		u := load("gatehouse-registry.service")
-		p := start(t, u)
-		reload(t, u, p, 1)
-		p.Stop()
+		p, ns := start(t, u)
+		reload(t, u, p, ns, 1)
+		stop(t, p, ns)
 	})
 }
 
@@ -191,4 +232,54 @@ func regAddrOrAuth(args []string, regAddr, authAddr string) string {
 		}
 	}
 	return regAddr
+}
+
+var insecureClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reachability only; the certificate is the test's own
+}}
+
+// notifySocket is the service manager's end of sd_notify: a unix
+// datagram socket whose path goes into NOTIFY_SOCKET.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &notifySocket{path: path, conn: conn}
+}
+
+// next returns the next message, failing the test after 30 s or if p
+// exits first.
+func (ns *notifySocket) next(t *testing.T, p *testenv.Process) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	buf := make([]byte, 4096)
+	for time.Now().Before(deadline) {
+		_ = ns.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := ns.conn.Read(buf)
+		if err == nil {
+			return string(buf[:n])
+		}
+		if p.Exited() {
+			t.Fatalf("exited before notifying the service manager:\n%s", p.Log())
+		}
+	}
+	t.Fatalf("no message to the service manager within 30 s:\n%s", p.Log())
+	return ""
+}
+
+// expect fails the test unless the next message is want.
+func (ns *notifySocket) expect(t *testing.T, p *testenv.Process, want string) {
+	t.Helper()
+	if got := ns.next(t, p); got != want {
+		t.Fatalf("service manager got %q, want %q", got, want)
+	}
 }
