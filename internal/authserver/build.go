@@ -64,7 +64,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authenticators = append(c.Authenticators, staticAuthn{a, users})
 	}
 	if cfg.ExtAuth != nil {
-		a, err := authnext.New(extAuthConfig(cfg.ExtAuth))
+		a, err := authnext.New(extConfig(cfg.ExtAuth))
 		if err != nil {
 			return nil, fmt.Errorf("ext_auth: %w", err)
 		}
@@ -86,7 +86,7 @@ func Build(ctx context.Context, cfg *authconfig.Config, log *slog.Logger) (_ *Ch
 		c.Authorizers = append(c.Authorizers, a)
 	}
 	if cfg.ExtAuthz != nil {
-		a, err := authzext.New(extAuthzConfig(cfg.ExtAuthz))
+		a, err := authzext.New(extConfig(cfg.ExtAuthz))
 		if err != nil {
 			return nil, fmt.Errorf("ext_authz: %w", err)
 		}
@@ -128,16 +128,10 @@ func staticUsers(us authconfig.Users) static.Users {
 	return users
 }
 
-// extAuthConfig converts the ext_auth section into the external
-// authenticator's Config.
-func extAuthConfig(c *authconfig.ExtCommand) authnext.Config {
+// extConfig converts the ext_auth or ext_authz section into the Config
+// of the external authenticator or authorizer (one type for both).
+func extConfig(c *authconfig.ExtCommand) authnext.Config {
 	return authnext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
-}
-
-// extAuthzConfig converts the ext_authz section into the external
-// authorizer's Config.
-func extAuthzConfig(c *authconfig.ExtCommand) authzext.Config {
-	return authzext.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout}
 }
 
 // ldapConfig converts the ldap_auth section (with its bind password

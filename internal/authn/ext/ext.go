@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
@@ -20,22 +19,13 @@ import (
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
 
-// Config is the ext_auth section.
-type Config struct {
-	// Command is the program (a name looked up in PATH, or a path).
-	Command string
-	// Args are passed to it as they are.
-	Args []string
-	// Timeout bounds one run; 0 means DefaultTimeout.
-	Timeout time.Duration
-}
+// Config is the ext_auth section: the program, its arguments and the
+// longest one run may take (0: DefaultTimeout). Its Validate reports every
+// problem; New also checks that the command exists.
+type Config = extprog.Config
 
 // DefaultTimeout bounds one run when Config.Timeout is 0.
 const DefaultTimeout = extprog.DefaultTimeout
-
-// Validate reports every problem with cfg, joined (New also checks that
-// the command exists).
-func (cfg Config) Validate() error { return extprog.Config(cfg).Validate() }
 
 // Authenticator runs the program once per authentication.
 type Authenticator struct {
@@ -44,7 +34,7 @@ type Authenticator struct {
 
 // New checks that the command exists.
 func New(cfg Config) (*Authenticator, error) {
-	p, err := extprog.New(extprog.Config(cfg))
+	p, err := extprog.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ext_auth: %w", err)
 	}

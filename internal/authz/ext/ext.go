@@ -12,29 +12,19 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/authn"
 	"github.com/gatehouse-registry/gatehouse/internal/authz"
 	"github.com/gatehouse-registry/gatehouse/internal/extprog"
 )
 
-// Config is the ext_authz section.
-type Config struct {
-	// Command is the program (a name looked up in PATH, or a path).
-	Command string
-	// Args are passed to it as they are.
-	Args []string
-	// Timeout bounds one run; 0 means DefaultTimeout.
-	Timeout time.Duration
-}
+// Config is the ext_authz section: the program, its arguments and the
+// longest one run may take (0: DefaultTimeout). Its Validate reports every
+// problem; New also checks that the command exists.
+type Config = extprog.Config
 
 // DefaultTimeout bounds one run when Config.Timeout is 0.
 const DefaultTimeout = extprog.DefaultTimeout
-
-// Validate reports every problem with cfg, joined (New also checks that
-// the command exists).
-func (cfg Config) Validate() error { return extprog.Config(cfg).Validate() }
 
 // Authorizer runs the program once per requested scope.
 type Authorizer struct {
@@ -43,7 +33,7 @@ type Authorizer struct {
 
 // New checks that the command exists.
 func New(cfg Config) (*Authorizer, error) {
-	p, err := extprog.New(extprog.Config(cfg))
+	p, err := extprog.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ext_authz: %w", err)
 	}
