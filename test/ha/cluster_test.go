@@ -4,7 +4,8 @@
 // balancer: MinIO as the shared bucket, Redis as the shared cache,
 // `gatehouse auth-server` as the one token issuer every replica trusts,
 // and Debian's HAProxy in front (round robin, no stickiness, TLS
-// terminated at HAProxy), with crane and skopeo as clients.
+// terminated at HAProxy), with crane, skopeo and the Docker engine as
+// clients.
 package ha
 
 import (
