@@ -140,4 +140,28 @@ func TestCosign(t *testing.T) {
 		t.Errorf("cosign verify with a key that did not sign failed without saying no matching signatures:\n%s", out)
 	}
 	refused(t, withKey(b, stranger), cosign, "sign", "--key", filepath.Join(stranger, "cosign.key"), "--tlog-upload=false", ref)
+
+	// cosign's experimental OCI 1.1 mode stores the signature as a
+	// referrer of the image (a manifest whose subject is the image) and
+	// finds it through the referrers API. Neither cosign's .sig tag nor
+	// the OCI fallback tag sha256-HEX (written where a registry lacks the
+	// referrers API) may appear.
+	t.Run("OCI 1.1 referrers", func(t *testing.T) {
+		im, layout := image(t)
+		run(t, a, crane, "push", layout, repo+":referrers")
+		ref := repo + "@" + im.Digest
+		experimental := func(env []string) []string { return append(append([]string{}, env...), "COSIGN_EXPERIMENTAL=1") }
+		run(t, experimental(withKey(a, signer)), cosign, "sign", "--key", filepath.Join(signer, "cosign.key"), "--tlog-upload=false", "--registry-referrers-mode=oci-1-1", ref)
+		for _, tag := range strings.Fields(run(t, b, crane, "ls", repo)) {
+			if strings.HasPrefix(tag, strings.Replace(im.Digest, ":", "-", 1)) {
+				t.Fatalf("tag %s was written for %s: the signature was not stored through the referrers API", tag, im.Digest)
+			}
+		}
+		run(t, experimental(withKey(b, signer)), cosign, "verify", "--key", filepath.Join(signer, "cosign.pub"), "--insecure-ignore-tlog", "--experimental-oci11", ref)
+		// In this mode cosign words a signature that does not verify
+		// as none found.
+		if out := fails(t, experimental(withKey(b, stranger)), cosign, "verify", "--key", filepath.Join(stranger, "cosign.pub"), "--insecure-ignore-tlog", "--experimental-oci11", ref); !strings.Contains(out, "no signatures found") {
+			t.Errorf("cosign verify with a key that did not sign failed without saying no signatures found:\n%s", out)
+		}
+	})
 }
