@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine (run as root):
 # Debian packages for the real peers (OpenLDAP, Redis, registry 2.8.2, Docker engine,
-# skopeo, podman, ...) and pinned Go tools (registry v3, MinIO, crane, oras, regctl,
-# golangci-lint, govulncheck, the OCI conformance suite). Idempotent: what is there is kept.
+# skopeo, podman, ...) and pinned Go tools (registry v3, MinIO, crane, oras, regctl, Helm,
+# cosign, golangci-lint, govulncheck, the OCI conformance suite). Idempotent: what is there
+# is kept.
 #
 # Go tools go to $GATEHOUSE_TOOLS/bin (default ~/.cache/gatehouse-tools/bin).
 set -euo pipefail
@@ -54,6 +55,8 @@ go_tool registry-v3   github.com/distribution/distribution/v3/cmd/registry@v3.1.
 go_tool crane         github.com/google/go-containerregistry/cmd/crane@v0.22.1
 go_tool oras          oras.land/oras/cmd/oras@v1.3.6
 go_tool regctl        github.com/regclient/regclient/cmd/regctl@v0.11.7
+go_tool helm          helm.sh/helm/v3/cmd/helm@v3.21.4                  # charts as OCI artifacts
+go_tool cosign        github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5   # signatures as sha256-<hex>.sig tags
 go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 # govulncheck, and the indexer that turns the OSV files of the golang.org/x/vulndb
 # module (fetched through the Go module proxy by scripts/vuln.sh) into the

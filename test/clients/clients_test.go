@@ -1,10 +1,10 @@
 //go:build integration
 
 // Package clients_test runs the registry clients people use (the Docker
-// engine, skopeo, crane, oras, regctl, podman and the seed's curl script)
-// against `gatehouse registry serve` over TLS with tokens from `gatehouse
-// auth-server`, and checks that Gatehouse and distribution's registries
-// read each other's storage.
+// engine, skopeo, crane, oras, regctl, podman, Helm, cosign and the seed's
+// curl script) against `gatehouse registry serve` over TLS with tokens from
+// `gatehouse auth-server`, and checks that Gatehouse and distribution's
+// registries read each other's storage.
 package clients_test
 
 import (

@@ -28,7 +28,7 @@ var pages = map[string][]string{
 	"README.md": {"readme-run", "readme-push-pull"},
 	"docs/serve.md": {
 		"serve-docker", "serve-crane", "serve-skopeo", "serve-podman", "serve-oras", "serve-regctl", "serve-token",
-		"serve-remote-start", "serve-remote-docker",
+		"serve-helm", "serve-cosign", "serve-remote-start", "serve-remote-docker",
 	},
 }
 

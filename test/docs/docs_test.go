@@ -80,6 +80,7 @@ type runner struct {
 	env []string
 }
 
+// d may be nil for blocks that need no Docker engine.
 func newRunner(t *testing.T, d *testenv.Dockerd) *runner {
 	t.Helper()
 	base := t.TempDir()
@@ -90,11 +91,13 @@ func newRunner(t *testing.T, d *testenv.Dockerd) *runner {
 			t.Fatal(err)
 		}
 	}
-	links := map[string]string{
-		"gatehouse": testenv.Gatehouse(t),
-		"docker":    d.CLI(),
+	links := map[string]string{"gatehouse": testenv.Gatehouse(t)}
+	var dockerEnv []string
+	if d != nil {
+		links["docker"] = d.CLI()
+		dockerEnv = d.Env()
 	}
-	for _, tool := range []string{"crane", "oras", "regctl", "skopeo", "podman"} {
+	for _, tool := range []string{"crane", "oras", "regctl", "skopeo", "podman", "helm", "cosign"} {
 		links[tool] = testenv.Tool(t, tool)
 	}
 	for name, target := range links {
@@ -115,7 +118,7 @@ func newRunner(t *testing.T, d *testenv.Dockerd) *runner {
 	must(t, os.WriteFile(registries, []byte("unqualified-search-registries = []\n"), 0o600))
 	containers := filepath.Join(base, "containers.conf")
 	must(t, os.WriteFile(containers, []byte(fmt.Sprintf("[network]\nnetwork_config_dir = %q\n", filepath.Join(base, "networks"))), 0o600))
-	env := append(d.Env(),
+	env := append(dockerEnv,
 		"PATH="+bin+":"+os.Getenv("PATH"),
 		"HOME="+home,
 		"TMPDIR="+base,
