@@ -102,7 +102,9 @@ func (b *bench) proxyRounds(ctx context.Context, r *proxyResult, v3 string) erro
 			case rowDirect:
 				b.logf("direct pull from the upstream (round %d)", round)
 				syscall.Sync()
+				wait := b.profile(ctx, up, fmt.Sprintf("proxy-direct-%d", round), max(1, int(b.o.size/(1<<30))))
 				d, err := up.t.pullTagged(ctx, proxyTag, im)
+				wait()
 				if err != nil {
 					return fmt.Errorf("direct pull: %w", err)
 				}
@@ -145,7 +147,10 @@ func (b *bench) cacheTurn(ctx context.Context, r *proxyResult, im proxyImage, ro
 	r.rates[cold] = append(r.rates[cold], mbps(b.o.size, d))
 	b.logf("%s (round %d)", proxyTitles[warm], round)
 	syscall.Sync()
-	if d, err = s.t.pullTagged(ctx, proxyTag, im); err != nil {
+	wait = b.profile(ctx, s, fmt.Sprintf("proxy-warm-%d", round), max(1, int(b.o.size/(1<<30))))
+	d, err = s.t.pullTagged(ctx, proxyTag, im)
+	wait()
+	if err != nil {
 		return fmt.Errorf("%s: %w", proxyTitles[warm], err)
 	}
 	r.rates[warm] = append(r.rates[warm], mbps(b.o.size, d))
