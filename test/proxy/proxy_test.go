@@ -376,6 +376,36 @@ func TestPullThroughCache(t *testing.T) {
 		}
 	})
 
+	// registry-mirrors: the engine asks a mirror for Docker Hub names
+	// (library/engine for "engine"), so the cache must mirror in
+	// distribution's form, the whole registry one upstream. This one has
+	// no auth of its own. The upstream at 127.0.0.1 plays Docker Hub.
+	t.Run("the docker engine pulls Docker Hub names through registry-mirrors", func(t *testing.T) {
+		mirrorAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		cfg := writeFile(t, filepath.Join(e.dir, "mirror.yml"), fmt.Sprintf(`version: 0.1
+storage:
+  filesystem: {rootdirectory: %q}
+http: {addr: %q}
+proxy: {remoteurl: %q, username: %s, password: %s}
+`, filepath.Join(e.dir, "mirror-data"), mirrorAddr, e.front.srv.URL, upstreamUser, upstreamPass))
+		mirror := testenv.Start(t, nil, testenv.Gatehouse(t), "registry", "serve", cfg)
+		mirror.WaitHTTP(t, "http://"+mirrorAddr+"/v2/")
+		md := testenv.StartDockerdConfig(t, fmt.Sprintf(`{"registry-mirrors": ["http://%s"]}`+"\n", mirrorAddr))
+		configPath := "/v2/library/engine/blobs/" + engineImage.ConfigDigest
+		before := e.front.count(configPath)
+		md.Docker(t, "", "pull", "engine:v1")
+		got := strings.TrimSpace(md.Docker(t, "", "image", "inspect", "--format", "{{index .RepoDigests 0}}", "engine:v1"))
+		if want := "engine@" + engineDigest; got != want {
+			t.Errorf("docker pull through registry-mirrors: RepoDigests[0] = %s, want %s", got, want)
+		}
+		if n := e.front.count(configPath) - before; n != 1 {
+			t.Errorf("upstream GETs of the image's config during the pull = %d, want 1 (by the mirror)", n)
+		}
+		if log := mirror.Log(); strings.Contains(log, upstreamPass) {
+			t.Error("the upstream password reached the mirror's log")
+		}
+	})
+
 	t.Run("the cache's own auth applies", func(t *testing.T) {
 		resp, err := client.Get("http://" + e.cacheAddr + "/v2/v3/library/app/manifests/v1")
 		if err != nil {
