@@ -4,7 +4,9 @@
 // (push of a generated blob monolithic and in chunks, pull, manifest GET
 // under load, tags list of a large repository, peak memory), measures the
 // machine's durable write rate with dd, and prints a table with the
-// performance targets marked met or missed.
+// performance targets marked met or missed. Other suites (-suite) measure
+// a multi-layer image, the catalog, cold start, gc and storage check
+// (scale, gc) and pulls through a pull-through cache (proxy).
 //
 //	go run ./bench/registrybench                      # full run: 1 GiB, 10,000 tags, 4 GiB RSS push
 //	go run ./bench/registrybench -size 256MiB -tags 1000 -rss-size 0 -d 5s
@@ -72,6 +74,7 @@ const (
 	seedMonolithic = 1
 	seedChunked    = 2
 	seedRSS        = 3
+	seedProxy      = 4
 )
 
 var allKeys = []string{keyGatehouse, keyNonDurable, keyV3, keyV2}
@@ -98,7 +101,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
-	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check) or all")
+	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check), proxy (a -size image pulled directly and through a pull-through cache, cold and warm) or all")
 	fs.IntVar(&o.layers, "layers", 50, "scale: layers of the image (1 to 20 MiB each)")
 	fs.IntVar(&o.repos, "repos", 10_000, "scale: repositories for the catalog and the cold start")
 	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
@@ -136,8 +139,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	if o.timeout <= 0 {
 		return o, errors.New("-timeout must be positive")
 	}
-	if !slices.Contains([]string{"core", "scale", "gc", "all"}, o.suite) {
-		return o, fmt.Errorf("-suite %q: want core, scale, gc or all", o.suite)
+	if !slices.Contains([]string{"core", "scale", "gc", "proxy", "all"}, o.suite) {
+		return o, fmt.Errorf("-suite %q: want core, scale, gc, proxy or all", o.suite)
 	}
 	if o.layers < 1 || o.layers > 500 || o.repos < 1 || o.repos > 1_000_000 {
 		return o, errors.New("-layers must be 1..500 and -repos 1..1000000")
@@ -228,6 +231,8 @@ type bench struct {
 	mixedBlob string
 	gcData    gcData
 	gcRuns    map[string][]gcRun
+
+	proxy *proxyResult
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -284,8 +289,13 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if b.o.suite != "core" {
+	if b.o.suite == "scale" || b.o.suite == "gc" || b.o.suite == "all" {
 		if err := b.runScale(ctx, tools); err != nil {
+			return err
+		}
+	}
+	if b.o.suite == "proxy" || b.o.suite == "all" {
+		if err := b.runProxy(ctx, tools[keyV3]); err != nil {
 			return err
 		}
 	}
@@ -301,6 +311,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if b.rssErr != nil {
 		failed = append(failed, "the RSS push")
+	}
+	if b.proxy != nil && b.proxy.err != nil {
+		failed = append(failed, "the proxy suite")
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
@@ -514,6 +527,8 @@ type startSpec struct {
 	repo       string // repository of the workload, and the token's scope; "" = repoName
 	catalogMax int    // catalog.maxentries; 0 = the registry's default
 	keep       bool   // leave the directory when stopped
+	noAuth     bool   // Gatehouse without auth (the reference registries never have it)
+	extra      string // YAML appended to the config (top-level keys)
 }
 
 func (b *bench) start(ctx context.Context, key, tool string, spec startSpec) (*started, error) {
@@ -561,6 +576,16 @@ func (b *bench) start(ctx context.Context, key, tool string, spec startSpec) (*s
 			debugAddr = fmt.Sprintf("127.0.0.1:%d", dport)
 			debug = fmt.Sprintf("  debug:\n    addr: %q\n", debugAddr)
 		}
+		auth := ""
+		if !spec.noAuth {
+			auth = fmt.Sprintf(`auth:
+  token:
+    realm: %q
+    service: %q
+    issuer: %q
+    rootcertbundle: %q
+`, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
+		}
 		y := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -571,20 +596,16 @@ storage:
     enabled: true
 http:
   addr: %q
-%s%sauth:
-  token:
-    realm: %q
-    service: %q
-    issuer: %q
-    rootcertbundle: %q
-`, root, durable, addr, debug, catalog, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
+%s%s%s%s`, root, durable, addr, debug, catalog, auth, spec.extra)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}
 		prog, args = b.gate, []string{"registry", "serve", cfg}
-		token, err = b.auth.Token(ctx, serviceName, "repository:"+repo+":pull,push", "registry:catalog:*")
-		if err != nil {
-			return nil, err
+		if !spec.noAuth {
+			token, err = b.auth.Token(ctx, serviceName, "repository:"+repo+":pull,push", "registry:catalog:*")
+			if err != nil {
+				return nil, err
+			}
 		}
 	default:
 		y := fmt.Sprintf(`version: 0.1
@@ -601,7 +622,7 @@ storage:
       enabled: false
 http:
   addr: %q
-%s`, root, addr, catalog)
+%s%s`, root, addr, catalog, spec.extra)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}

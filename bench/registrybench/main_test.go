@@ -112,6 +112,19 @@ func TestWorkload(t *testing.T) {
 	if err := tg.putManifest(ctx, "latest", m); err != nil {
 		t.Fatal(err)
 	}
+	im := proxyImage{manifestDigest: sha256Digest(m), configDigest: cfgDigest, layerDigest: genDigest(1, size), layerSize: size}
+	if _, err := tg.pullTagged(ctx, "latest", im); err != nil {
+		t.Fatalf("image pull: %v", err)
+	}
+	for name, bad := range map[string]proxyImage{
+		"manifest digest": {manifestDigest: sha256Digest(cfg), configDigest: cfgDigest, layerDigest: im.layerDigest, layerSize: size},
+		"layer length":    {manifestDigest: im.manifestDigest, configDigest: cfgDigest, layerDigest: im.layerDigest, layerSize: size - 1},
+		"unknown config":  {manifestDigest: im.manifestDigest, configDigest: genDigest(5, size), layerDigest: im.layerDigest, layerSize: size},
+	} {
+		if _, err := tg.pullTagged(ctx, "latest", bad); err == nil {
+			t.Errorf("image pull accepted a wrong %s", name)
+		}
+	}
 	res := tg.manifestLoad(ctx, "latest", 4, 300*time.Millisecond)
 	if res.ok == 0 || res.failed != 0 || res.perSecond() <= 0 || res.percentile(.99) < res.percentile(.5) {
 		t.Fatalf("manifest load: ok %d failed %d", res.ok, res.failed)
@@ -181,12 +194,18 @@ func TestParseFlags(t *testing.T) {
 	if diff := cmp.Diff([]string{keyV3, keyGatehouse}, o.registries); diff != "" {
 		t.Errorf("registries (-want +got):\n%s", diff)
 	}
+	if o.suite != "core" {
+		t.Errorf("default suite %q", o.suite)
+	}
+	if p, err := parseFlags([]string{"-suite", "proxy"}, io.Discard); err != nil || p.suite != "proxy" {
+		t.Errorf("-suite proxy: %q, %v", p.suite, err)
+	}
 	if o.size != 64<<20 || o.chunk != 16<<20 || o.rssSize != 4<<30 || o.tags != 10_000 || o.clients != 32 {
 		t.Errorf("options %+v", o)
 	}
 	for _, args := range [][]string{
 		{"-size", "1K"}, {"-size", "32GiB"}, {"-chunk", "1K"}, {"-rss-size", "-1"}, {"-tags", "-1"},
-		{"-clients", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-d", "1h"}, {"-registries", "zot"}, {"extra"},
+		{"-clients", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-d", "1h"}, {"-registries", "zot"}, {"extra"}, {"-suite", "mirror"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			if _, err := parseFlags(args, io.Discard); err == nil {
@@ -270,6 +289,42 @@ func TestTargets(t *testing.T) {
 	for _, r := range b.targets() {
 		if r.verdict != "not measured" {
 			t.Errorf("%s: %s with nothing measured", r.name, r.verdict)
+		}
+	}
+}
+
+func TestProxyTargets(t *testing.T) {
+	b := &bench{proxy: &proxyResult{rates: map[string][]float64{
+		rowDirect: {1000, 900, 1100},
+		rowCold:   {950, 800, 700}, // median 800: 1.25x the time of 1000
+		rowWarm:   {1000, 1200},    // median 1100
+		rowV3Cold: {500},
+	}}}
+	var got []string
+	for _, r := range b.proxyTargets() {
+		got = append(got, r.verdict)
+	}
+	// warm 1100 >= 1000 met; cold 800 * 1.1 < 1000 missed; v3 lacks a warm figure.
+	if diff := cmp.Diff([]string{"met", "missed", "not measured"}, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	b.proxy.rates[rowCold] = []float64{910}
+	b.proxy.rates[rowV3Warm] = []float64{900}
+	if r := b.proxyTargets(); r[1].verdict != "met" || r[2].verdict != "reported" {
+		t.Errorf("cold 910 vs direct 1000 (time 1.099x): %s; v3 with both: %s", r[1].verdict, r[2].verdict)
+	}
+	b.proxy = nil
+	for _, r := range b.proxyTargets() {
+		if r.verdict != "not measured" {
+			t.Errorf("%s: %s with nothing measured", r.name, r.verdict)
+		}
+	}
+	var out bytes.Buffer
+	b.proxy = &proxyResult{rates: map[string][]float64{rowDirect: {1000}, rowCold: {950}}, rss: map[string][]int64{rowCold: {20 << 20}}}
+	b.reportProxy(&out)
+	for _, want := range []string{"| direct from the upstream (a plain Gatehouse) | 1000 | - |", "| first pull through a Gatehouse cache (cold) | 950 | 20.0 |", "| met |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -188,6 +188,9 @@ func (b *bench) report() {
 	if b.scale != nil || b.gcRuns != nil {
 		b.reportScale(b.out)
 	}
+	if b.proxy != nil {
+		b.reportProxy(b.out)
+	}
 }
 
 func (b *bench) reportCore() {

@@ -40,6 +40,13 @@ type Dockerd struct {
 // for the engine on [::1] under a name mapped there (MapHostIPv6Loopback).
 func StartDockerd(t testing.TB) *Dockerd {
 	t.Helper()
+	return StartDockerdConfig(t, "{}\n")
+}
+
+// StartDockerdConfig is StartDockerd with daemonJSON as the engine's
+// daemon.json (for example {"registry-mirrors": [...]}).
+func StartDockerdConfig(t testing.TB, daemonJSON string) *Dockerd {
+	t.Helper()
 	dockerd := Tool(t, "dockerd")
 	// A short folder of our own: a unix socket path has at most 107 bytes.
 	dir, err := os.MkdirTemp("", "gh-dockerd-")
@@ -57,8 +64,8 @@ func StartDockerd(t testing.TB) *Dockerd {
 			t.Fatal(err)
 		}
 	}
-	daemonJSON := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
+	configFile := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(configFile, []byte(daemonJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// dockerd 20.10 writes its identity key to /etc/docker/key.json (not
@@ -68,7 +75,7 @@ func StartDockerd(t testing.TB) *Dockerd {
 	}
 	sock := filepath.Join(dir, "docker.sock")
 	p := Start(t, nil, dockerd,
-		"--config-file", daemonJSON,
+		"--config-file", configFile,
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),

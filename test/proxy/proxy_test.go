@@ -3,8 +3,8 @@
 // Package proxy_test runs `gatehouse registry serve` as a pull-through
 // cache in front of real registries on 127.0.0.1: registry v3.1.2 with
 // htpasswd (Basic auth upstream) and a Gatehouse registry behind `gatehouse
-// auth-server` (the Docker bearer flow upstream), pulled through with crane
-// and skopeo.
+// auth-server` (the Docker bearer flow upstream), pulled through with crane,
+// skopeo and the Docker engine.
 package proxy_test
 
 import (
@@ -341,6 +341,71 @@ func TestPullThroughCache(t *testing.T) {
 		}
 	})
 
+	// The Docker engine: a real image (a layer tar the engine can unpack)
+	// on each upstream, pulled by the cache's host name after docker login
+	// with the cache's own credentials. The engine treats 127.0.0.0/8 as
+	// insecure, so it speaks plain HTTP to the cache.
+	engineImage := testenv.NewImage(t, map[string]string{"proxy/engine.txt": "pulled by the docker engine\n"})
+	engineDigest := pushRaw(t, e.v3URL, "library/engine", "v1", engineImage.Config, engineImage.RootFS)
+	engineRef := e.cacheAddr + "/v3/library/engine:v1"
+	d := testenv.StartDockerd(t)
+	repoDigest := func(t *testing.T, ref string) string {
+		t.Helper()
+		return strings.TrimSpace(d.Docker(t, "", "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
+	}
+
+	t.Run("the docker engine pulls through", func(t *testing.T) {
+		out, err := d.Run(t.Context(), "", "pull", engineRef)
+		if err == nil {
+			t.Fatalf("docker pull from the cache without login succeeded:\n%s", out)
+		}
+		if l := strings.ToLower(out); !strings.Contains(l, "unauthorized") && !strings.Contains(l, "no basic auth credentials") {
+			t.Errorf("anonymous docker pull refusal does not say unauthorized:\n%s", out)
+		}
+		if out := d.Docker(t, clientPass+"\n", "login", "-u", clientUser, "--password-stdin", e.cacheAddr); !strings.Contains(out, "Login Succeeded") {
+			t.Fatalf("docker login to the cache: %s", out)
+		}
+		d.Docker(t, "", "pull", engineRef)
+		if got, want := repoDigest(t, engineRef), e.cacheAddr+"/v3/library/engine@"+engineDigest; got != want {
+			t.Errorf("docker pull via the Basic-auth upstream: RepoDigests[0] = %s, want %s", got, want)
+		}
+		ghRef := e.cacheAddr + "/gh/team/tool:v1"
+		d.Docker(t, "", "pull", ghRef)
+		if got, want := repoDigest(t, ghRef), e.cacheAddr+"/gh/team/tool@"+ghImage.Digest; got != want {
+			t.Errorf("docker pull via the token-auth upstream: RepoDigests[0] = %s, want %s", got, want)
+		}
+	})
+
+	// registry-mirrors: the engine asks a mirror for Docker Hub names
+	// (library/engine for "engine"), so the cache must mirror in
+	// distribution's form, the whole registry one upstream. This one has
+	// no auth of its own. The upstream at 127.0.0.1 plays Docker Hub.
+	t.Run("the docker engine pulls Docker Hub names through registry-mirrors", func(t *testing.T) {
+		mirrorAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		cfg := writeFile(t, filepath.Join(e.dir, "mirror.yml"), fmt.Sprintf(`version: 0.1
+storage:
+  filesystem: {rootdirectory: %q}
+http: {addr: %q}
+proxy: {remoteurl: %q, username: %s, password: %s}
+`, filepath.Join(e.dir, "mirror-data"), mirrorAddr, e.front.srv.URL, upstreamUser, upstreamPass))
+		mirror := testenv.Start(t, nil, testenv.Gatehouse(t), "registry", "serve", cfg)
+		mirror.WaitHTTP(t, "http://"+mirrorAddr+"/v2/")
+		md := testenv.StartDockerdConfig(t, fmt.Sprintf(`{"registry-mirrors": ["http://%s"]}`+"\n", mirrorAddr))
+		configPath := "/v2/library/engine/blobs/" + engineImage.ConfigDigest
+		before := e.front.count(configPath)
+		md.Docker(t, "", "pull", "engine:v1")
+		got := strings.TrimSpace(md.Docker(t, "", "image", "inspect", "--format", "{{index .RepoDigests 0}}", "engine:v1"))
+		if want := "engine@" + engineDigest; got != want {
+			t.Errorf("docker pull through registry-mirrors: RepoDigests[0] = %s, want %s", got, want)
+		}
+		if n := e.front.count(configPath) - before; n != 1 {
+			t.Errorf("upstream GETs of the image's config during the pull = %d, want 1 (by the mirror)", n)
+		}
+		if log := mirror.Log(); strings.Contains(log, upstreamPass) {
+			t.Error("the upstream password reached the mirror's log")
+		}
+	})
+
 	t.Run("the cache's own auth applies", func(t *testing.T) {
 		resp, err := client.Get("http://" + e.cacheAddr + "/v2/v3/library/app/manifests/v1")
 		if err != nil {
@@ -477,6 +542,12 @@ func TestPullThroughCache(t *testing.T) {
 			t.Errorf("digest with the upstream gone = %s, want %s", got, appV1)
 		}
 		testenv.MustRun(t, cenv, crane, "pull", e.cacheAddr+"/v3/library/app:v1", filepath.Join(t.TempDir(), "app.tar"))
+		// The engine pulls the cached tag again from scratch.
+		d.Docker(t, "", "rmi", engineRef)
+		d.Docker(t, "", "pull", engineRef)
+		if got, want := repoDigest(t, engineRef), e.cacheAddr+"/v3/library/engine@"+engineDigest; got != want {
+			t.Errorf("docker pull with the upstream gone: RepoDigests[0] = %s, want %s", got, want)
+		}
 		status, _, body := e.cacheDo(t, http.MethodGet, "/v2/v3/library/app/manifests/never-pulled", nil)
 		if status != http.StatusServiceUnavailable || errorCode(body) != "UNAVAILABLE" {
 			t.Errorf("uncached tag with the upstream gone: %d %s", status, body)

@@ -54,7 +54,11 @@ func (c *Cache) FetchBlob(ctx context.Context, name string, dgst digest.Digest) 
 	if f == nil {
 		f = &fetch{ready: make(chan struct{}), changed: make(chan struct{}), refs: 1}
 		c.fetches[key] = f
-		go c.runFetch(f, key, up, rname, name, dgst)
+		c.fetching.Add(1)
+		go func() {
+			defer c.fetching.Done()
+			c.runFetch(f, key, up, rname, name, dgst)
+		}()
 	}
 	f.mu.Lock()
 	f.refs++
@@ -79,7 +83,10 @@ func (c *Cache) FetchBlob(ctx context.Context, name string, dgst digest.Digest) 
 	return &fetchReader{f: f, ctx: ctx}, f.size, nil
 }
 
-// runFetch downloads the blob into the temporary file and storage.
+// runFetch downloads the blob into the temporary file and storage. The
+// readers are done once every byte arrived and matched the digest; storage
+// commits (and, when durable, flushes) its copy after that, and the fetch
+// stays joinable until then, so no second upstream transfer starts.
 func (c *Cache) runFetch(f *fetch, key string, up *upstream, rname, name string, dgst digest.Digest) {
 	defer func() {
 		c.mu.Lock()
@@ -192,6 +199,9 @@ func (t *teeFile) Read(p []byte) (int, error) {
 			return n, e
 		}
 		t.eof = true
+		// The readers have every byte, checked: they need not wait for
+		// storage to commit (and flush) its copy.
+		t.f.finish(nil)
 	case err != nil:
 		t.err = err
 	}

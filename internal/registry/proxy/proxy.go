@@ -86,6 +86,7 @@ type Cache struct {
 
 	mu        sync.Mutex
 	fetches   map[string]*fetch // blob fetches in flight, by repository@digest
+	fetching  sync.WaitGroup    // the goroutines of those fetches, until stored
 	manifests group             // manifest fetches and revalidations in flight
 	kick      chan struct{}     // asks Run to enforce the size cap now
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/inmemory"
 )
 
@@ -141,10 +143,62 @@ func TestSharedBlobFetch(t *testing.T) {
 	if n := up.blobGets.Load(); n != 1 {
 		t.Errorf("upstream blob GETs = %d, want 1", n)
 	}
-	// It is in storage now.
+	// It is in storage once the fetch has committed it.
+	e.cache.fetching.Wait()
 	repo, _ := e.reg.Repository("library/big")
 	if desc, err := repo.StatBlob(context.Background(), d); err != nil || desc.Size != int64(len(layer)) {
 		t.Errorf("cached blob: %+v, %v", desc, err)
+	}
+}
+
+// gatedMove is a storage driver whose Move (the last step of committing a
+// blob) waits for gate.
+type gatedMove struct {
+	driver.Driver
+	gate chan struct{}
+}
+
+func (g gatedMove) Move(ctx context.Context, src, dst string) error {
+	<-g.gate
+	return g.Driver.Move(ctx, src, dst)
+}
+
+// A reader gets the whole blob, checked, without waiting for storage to
+// commit its copy; a pull meanwhile joins the fetch instead of starting
+// another; the blob is stored once the commit goes on.
+func TestBlobReadersDoNotWaitForStorage(t *testing.T) {
+	up := newFakeUpstream(t, "")
+	layer := bytes.Repeat([]byte("layer bytes "), 1<<14)
+	up.push("app", "1", layer)
+	d := digest.FromBytes(layer)
+	gate := make(chan struct{})
+	e := newEnv(t, up, envOpts{d: gatedMove{Driver: inmemory.New(), gate: gate}})
+	// Without the gate open, a reader that waited for the commit would
+	// time out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 2 {
+		rc, _, err := e.cache.FetchBlob(ctx, "app", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		_ = rc.Close()
+		if err != nil || !bytes.Equal(got, layer) {
+			t.Fatalf("read %d while storage commits: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if n := up.blobGets.Load(); n != 1 {
+		t.Errorf("upstream blob GETs = %d, want 1", n)
+	}
+	repo, _ := e.reg.Repository("app")
+	if _, err := repo.StatBlob(context.Background(), d); !errors.Is(err, storage.ErrBlobUnknown) {
+		t.Errorf("blob visible before its commit finished: %v", err)
+	}
+	close(gate)
+	e.cache.fetching.Wait()
+	if _, err := repo.StatBlob(context.Background(), d); err != nil {
+		t.Errorf("blob not stored after the commit: %v", err)
 	}
 }
 

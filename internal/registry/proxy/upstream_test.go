@@ -253,5 +253,8 @@ func (e *env) readBlob(t *testing.T, name string, d digest.Digest) ([]byte, erro
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }()
-	return io.ReadAll(rc)
+	b, err := io.ReadAll(rc)
+	// The reader ends before storage has committed the blob.
+	e.cache.fetching.Wait()
+	return b, err
 }
