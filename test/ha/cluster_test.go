@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/testenv"
-	"github.com/minio/minio-go/v7"
 )
 
 const (
@@ -375,9 +374,4 @@ func kill(t *testing.T, r *replica) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, r.name+" to exit", r.Exited)
-}
-
-// minioList lists every key under prefix.
-func minioList(prefix string) minio.ListObjectsOptions {
-	return minio.ListObjectsOptions{Prefix: prefix, Recursive: true}
 }
