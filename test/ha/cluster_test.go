@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/testenv"
-	"github.com/minio/minio-go/v7"
 )
 
 const (
@@ -62,13 +61,29 @@ type cluster struct {
 	http     *http.Client // trusts the cluster's CA
 	env      []string     // for crane and skopeo: CA, DOCKER_CONFIG
 	home     string
+	opts     clusterOptions
+}
+
+// clusterOptions change what the replicas are given.
+type clusterOptions struct {
+	// s3Endpoint, when set, returns the storage.s3.regionendpoint the
+	// replicas use instead of MinIO's own (a proxy in front of it).
+	s3Endpoint func(m *testenv.MinIO) string
+	// s3Extra is YAML added to storage.s3, indented by four spaces.
+	s3Extra string
 }
 
 // startCluster starts n replicas on one bucket and one Redis behind
 // HAProxy, all trusting one auth server.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: testenv.Gatehouse(t), certDir: t.TempDir(), home: t.TempDir()}
+	return startClusterWith(t, n, clusterOptions{})
+}
+
+// startClusterWith is startCluster with options.
+func startClusterWith(t *testing.T, n int, opts clusterOptions) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: testenv.Gatehouse(t), certDir: t.TempDir(), home: t.TempDir(), opts: opts}
 	testenv.MustRun(t, nil, c.bin, "certs", "init", "--out", c.certDir, "--host", "localhost", "--ip", "127.0.0.1")
 	crt, key := filepath.Join(c.certDir, "server.crt"), filepath.Join(c.certDir, "server.key")
 	ca := filepath.Join(c.certDir, "ca.crt")
@@ -134,6 +149,10 @@ func writePEM(t *testing.T, out string, files ...string) {
 // Redis, token trust), nothing of its own but its ports.
 func (c *cluster) writeReplicaConfig(r *replica, ca string) string {
 	m := c.minio
+	endpoint := m.Endpoint()
+	if c.opts.s3Endpoint != nil {
+		endpoint = c.opts.s3Endpoint(m)
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -149,7 +168,7 @@ storage:
     chunksize: 5242880
     multipartcopychunksize: 5242880
     multipartcopythresholdsize: 5242880
-  cache:
+%s  cache:
     blobdescriptor: redis
   delete:
     enabled: true
@@ -176,7 +195,7 @@ health:
     enabled: true
     interval: 1s
     threshold: 1
-`, m.AccessKey, m.SecretKey, m.Region, m.Endpoint(), m.Bucket, r.addr, r.debugPort, c.redis.Addr,
+`, m.AccessKey, m.SecretKey, m.Region, endpoint, m.Bucket, c.opts.s3Extra, r.addr, r.debugPort, c.redis.Addr,
 		c.auth.Realm(), service, issuer, ca)
 	p := filepath.Join(c.t.TempDir(), r.name+".yml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -356,9 +375,4 @@ func kill(t *testing.T, r *replica) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, r.name+" to exit", r.Exited)
-}
-
-// minioList lists every key under prefix.
-func minioList(prefix string) minio.ListObjectsOptions {
-	return minio.ListObjectsOptions{Prefix: prefix, Recursive: true}
 }

@@ -3,8 +3,11 @@
 package ha
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,9 +22,10 @@ import (
 // share everything: an upload started on one finishes on another, a token
 // is accepted by all, concurrent commits of one upload and concurrent tag
 // puts leave storage consistent, crane and skopeo push and pull
-// concurrently through the load balancer, a replica killed with SIGKILL in
-// the middle of a push costs the client a retry at most, and a replica
-// restarted while the others serve rejoins.
+// concurrently through the load balancer, a replica killed with SIGKILL
+// while it serves a push request (the test proves it was) costs the client
+// a retry through the load balancer, and a replica restarted while the
+// others serve rejoins.
 func TestReplicas(t *testing.T) {
 	c := startCluster(t, 3)
 	crane := testenv.Tool(t, "crane")
@@ -167,30 +171,75 @@ func TestReplicas(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "big")
 		manifest, layers := multiLayerImage(t, dir, "v1", 10, 3<<20)
 		ref := c.host() + "/ha/big:v1"
-		pushed := make(chan error, 1)
-		go func() {
-			out, err := testenv.Run(t.Context(), c.env, crane, "push", dir, ref)
-			if err != nil {
-				err = fmt.Errorf("%w\n%s", err, out)
-			}
-			pushed <- err
-		}()
-		// Kill r2 once the push is under way: the first layer is linked.
-		mc := c.minio.Client(t)
-		testenv.Eventually(t, 30*time.Second, "a layer of the push to be stored", func() bool {
-			n := 0
-			for range mc.ListObjects(t.Context(), c.minio.Bucket, minioList("ha/docker/registry/v2/repositories/ha/big/_layers/")) {
-				n++
-			}
-			return n > 0
-		})
-		kill(t, r2)
-		if err := <-pushed; err != nil {
-			// A client whose request died with the replica retries the
-			// push; what was stored is reused.
-			t.Logf("push failed once, as a client would see it; retrying: %v", err)
-			testenv.MustRun(t, c.env, crane, "push", dir, ref)
+		tok := c.token("repository:ha/big:pull,push")
+		layer, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(layers[0], "sha256:")))
+		if err != nil {
+			t.Fatal(err)
 		}
+		first := layer[:1<<20]
+
+		// A chunked PATCH through HAProxy whose body the test feeds: after
+		// the first MiB it holds the rest back, so the replica HAProxy
+		// chose is serving the request (reading its body) until the test
+		// lets go. Round robin reaches r2 within a few tries; a PATCH that
+		// landed elsewhere is abandoned.
+		var held *heldPatch
+		for try := 0; try < 6 && held == nil; try++ {
+			p := c.startHeldPatch(t, lb, tok, "ha/big", first)
+			var on *replica
+			testenv.Eventually(t, 20*time.Second, "a replica to be serving the held PATCH", func() bool {
+				on = nil
+				for _, r := range c.replicas {
+					if servingPatch(t, r) {
+						on = r
+					}
+				}
+				return on != nil
+			})
+			if on == r2 {
+				held = p
+				break
+			}
+			t.Logf("try %d: the PATCH went to %s; abandoning it", try+1, on.name)
+			p.abort()
+			testenv.Eventually(t, 20*time.Second, on.name+" to drop the abandoned PATCH", func() bool { return !servingPatch(t, on) })
+		}
+		if held == nil {
+			t.Fatal("HAProxy never sent the PATCH to r2 in 6 tries")
+		}
+		// The precondition of this test, checked right before the kill:
+		// r2 is serving a push request (blocked reading its body, which
+		// the test holds back, so it cannot finish meanwhile).
+		if !servingPatch(t, r2) {
+			t.Fatal("r2 is not serving the PATCH right before the kill: the kill would miss")
+		}
+		kill(t, r2)
+		if res := held.finish(layer[len(first):]); res.err == nil && res.status == http.StatusAccepted {
+			t.Fatal("the PATCH succeeded although the replica serving it was killed")
+		} else {
+			t.Logf("the PATCH failed with its replica, as a client sees it: status %d, %v", res.status, res.err)
+		}
+
+		// The client retries through HAProxy (another replica): it asks
+		// where the upload stands, sends the rest and commits.
+		st := c.mustDo(http.MethodGet, lb, held.path, tok, nil, nil, http.StatusNoContent)
+		var end int
+		if _, err := fmt.Sscanf(st.header.Get("Range"), "0-%d", &end); err != nil {
+			t.Fatalf("upload status Range %q: %v", st.header.Get("Range"), err)
+		}
+		stored := end + 1
+		if end == 0 {
+			stored = 0 // "0-0": nothing stored (one byte can't be, parts are 5 MiB)
+		}
+		t.Logf("after the kill the upload holds %d of %d bytes; resuming from there", stored, len(layer))
+		path := strings.TrimPrefix(st.header.Get("Location"), lb)
+		c.mustDo(http.MethodPatch, lb, path, tok, layer[stored:], map[string]string{
+			"Content-Type": "application/octet-stream", "Content-Range": fmt.Sprintf("%d-%d", stored, len(layer)-1)}, http.StatusAccepted)
+		c.mustDo(http.MethodPut, lb, path+sep(path)+"digest="+layers[0], tok, nil, nil, http.StatusCreated)
+
+		// The rest of the image with crane, through HAProxy (the layer
+		// above is found and not sent again).
+		testenv.MustRun(t, c.env, crane, "push", dir, ref)
 		if got := strings.TrimSpace(testenv.MustRun(t, c.env, crane, "digest", ref)); got != manifest {
 			t.Fatalf("digest %s, want %s", got, manifest)
 		}
@@ -219,6 +268,78 @@ func TestReplicas(t *testing.T) {
 			return strings.Contains(r2.Log(), "/v2/ha/big/manifests/v1")
 		})
 	})
+}
+
+// heldPatch is a chunked PATCH whose body the test feeds through a pipe.
+type heldPatch struct {
+	path string
+	body *io.PipeWriter
+	done chan patchResult
+}
+
+type patchResult struct {
+	status int
+	err    error
+}
+
+// startHeldPatch starts an upload of repo at base and a PATCH of it whose
+// body is first and then whatever finish sends (no Content-Length: the
+// body is chunked). It returns once first has been taken by the client.
+func (c *cluster) startHeldPatch(t *testing.T, base, tok, repo string, first []byte) *heldPatch {
+	t.Helper()
+	loc := c.mustDo(http.MethodPost, base, "/v2/"+repo+"/blobs/uploads/", tok, nil, nil, http.StatusAccepted).header.Get("Location")
+	pr, pw := io.Pipe()
+	p := &heldPatch{path: strings.TrimPrefix(loc, base), body: pw, done: make(chan patchResult, 1)}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPatch, base+p.path, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	go func() {
+		resp, err := c.http.Do(req)
+		if err != nil {
+			_ = pr.CloseWithError(err)
+			p.done <- patchResult{err: err}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		p.done <- patchResult{status: resp.StatusCode}
+	}()
+	if _, err := pw.Write(first); err != nil {
+		t.Fatalf("PATCH body: %v", err)
+	}
+	return p
+}
+
+// finish sends rest, ends the body and returns how the PATCH ended.
+func (p *heldPatch) finish(rest []byte) patchResult {
+	_, _ = p.body.Write(rest) // fails when the request already has
+	_ = p.body.Close()
+	return <-p.done
+}
+
+// abort breaks the body off, as a client that gives up.
+func (p *heldPatch) abort() {
+	_ = p.body.CloseWithError(errors.New("abandoned by the test"))
+	<-p.done
+}
+
+// servingPatch reports whether r has a goroutine in the upload PATCH
+// handler (from its pprof goroutine profile).
+func servingPatch(t *testing.T, r *replica) bool {
+	t.Helper()
+	resp, err := http.Get(r.debugURL() + "/debug/pprof/goroutine?debug=1") //nolint:noctx // a test probe
+	if err != nil {
+		return false // a replica that is down serves nothing
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), "(*Handler).patchUpload")
 }
 
 // sep is the separator to add a query parameter to path.

@@ -84,8 +84,7 @@ func (f *Filesystem) IsDurable() bool { return f == nil || f.Durable == nil || *
 // InMemory is the in-memory driver (tests only: content is lost on exit).
 type InMemory struct{}
 
-// S3 is the S3 driver. Every key distribution knows is read and checked;
-// `registry serve` does not serve it yet.
+// S3 is the S3 driver. Every key distribution knows is read and checked.
 type S3 struct {
 	AccessKey                   string        `yaml:"accesskey"`
 	SecretKey                   secret.Secret `yaml:"secretkey"`
@@ -111,6 +110,20 @@ type S3 struct {
 	Accelerate                  bool          `yaml:"accelerate"`
 	UseFIPSEndpoint             bool          `yaml:"usefipsendpoint"`
 	LogLevel                    string        `yaml:"loglevel"`
+	// Timeouts bound every call to S3 (a Gatehouse extension;
+	// distribution has no such keys).
+	Timeouts S3Timeouts `yaml:"timeouts"`
+}
+
+// S3Timeouts bound the calls to S3 so that a stalled server fails
+// requests instead of hanging them. Zero means the default.
+type S3Timeouts struct {
+	Dial           time.Duration `yaml:"dial"`           // TCP connect; default 10s
+	TLSHandshake   time.Duration `yaml:"tlshandshake"`   // default 10s
+	ResponseHeader time.Duration `yaml:"responseheader"` // request sent to response headers; default 60s
+	// IO is the longest a connection to S3 may go without a byte read or
+	// written while a call is in flight; default 2m.
+	IO time.Duration `yaml:"io"`
 }
 
 // Delete enables DELETE of blobs and manifests.

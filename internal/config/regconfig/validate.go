@@ -97,6 +97,14 @@ var (
 
 const minS3ChunkSize = 5 << 20
 
+// Bounds of storage.s3.timeouts: below a second a busy S3 fails healthy
+// calls; above an hour a stall holds a request (and its connection) for
+// longer than any client waits.
+const (
+	minS3Timeout = time.Second
+	maxS3Timeout = time.Hour
+)
+
 // validate checks values and combinations the types alone cannot.
 func (c *Config) validate(doc *config.Doc) config.Problems {
 	c.markPresent(doc)
@@ -188,6 +196,16 @@ func (c *Config) validate(doc *config.Doc) config.Problems {
 		}
 		oneOf("storage.s3.storageclass", s3.StorageClass, storageClass)
 		oneOf("storage.s3.objectacl", s3.ObjectACL, objectACLs)
+		to := s3.Timeouts
+		for _, d := range []struct {
+			key string
+			v   time.Duration
+		}{{"dial", to.Dial}, {"tlshandshake", to.TLSHandshake}, {"responseheader", to.ResponseHeader}, {"io", to.IO}} {
+			if d.v != 0 && (d.v < minS3Timeout || d.v > maxS3Timeout) {
+				key := "storage.s3.timeouts." + d.key
+				add(key, fmt.Sprintf("%s is %s; it must be between %s and %s", key, d.v, minS3Timeout, maxS3Timeout), "leave it out for the default")
+			}
+		}
 	}
 	if c.Storage.Cache.LayerInfo != "" {
 		c.Warnings = append(c.Warnings, "storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor")

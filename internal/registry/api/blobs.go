@@ -77,6 +77,14 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if rh := r.Header.Get("Range"); rh != "" && !rangeWellFormed(rh) {
 		r.Header.Del("Range")
 	}
+	// A whole-blob GET opens the stream before the status is sent, so
+	// that storage that is down or stalls answers 503 instead of a 200
+	// whose body breaks off. (A Range GET opens at its offset, after.)
+	if o, ok := content.(opener); ok && r.Header.Get("Range") == "" {
+		if err := o.Open(); err != nil {
+			return err
+		}
+	}
 	// ServeContent handles Range (206, and 416 for unsatisfiable ranges),
 	// If-Range and conditional requests against the ETag set above.
 	http.ServeContent(w, r, "", time.Time{}, content)
@@ -85,6 +93,9 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// opener is a blob reader that can open its stream before the first Read.
+type opener interface{ Open() error }
 
 // errNoRedirect is never returned; it documents that a redirect error only
 // means "serve it yourself".

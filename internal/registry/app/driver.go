@@ -87,5 +87,11 @@ func S3Config(c *regconfig.S3, log *slog.Logger) s3.Config {
 		FIPS:                        c.UseFIPSEndpoint,
 		LogLevel:                    c.LogLevel,
 		Logger:                      log.With("component", "s3"),
+		Timeouts: s3.Timeouts{
+			Dial:           c.Timeouts.Dial,
+			TLSHandshake:   c.Timeouts.TLSHandshake,
+			ResponseHeader: c.Timeouts.ResponseHeader,
+			IO:             c.Timeouts.IO,
+		},
 	}
 }

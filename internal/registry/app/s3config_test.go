@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/s3"
@@ -27,6 +28,9 @@ storage:
     rootdirectory: /reg
     chunksize: 6291456
     storageclass: STANDARD_IA
+    timeouts:
+      dial: 2s
+      responseheader: 3s
 `
 	env := []string{
 		"REGISTRY_STORAGE_S3_SECRETKEY=from-env",
@@ -36,6 +40,7 @@ storage:
 		"REGISTRY_STORAGE_S3_MULTIPARTCOPYMAXCONCURRENCY=4",
 		"REGISTRY_STORAGE_S3_REDIRECTENDPOINT=https://cdn.example.com",
 		"REGISTRY_STORAGE_S3_LOGLEVEL=debug",
+		"REGISTRY_STORAGE_S3_TIMEOUTS_IO=4s",
 	}
 	cfg, err := regconfig.Parse("c.yml", []byte(yml), env)
 	if err != nil {
@@ -50,6 +55,7 @@ storage:
 		RegionEndpoint: "http://127.0.0.1:9000", RedirectEndpoint: "https://cdn.example.com",
 		ForcePathStyle: true, Secure: false, V4Auth: true, ChunkSize: 6291456, MultipartCopyMaxConcurrency: 4,
 		RootDirectory: "/reg", StorageClass: "STANDARD_IA", LogLevel: "debug",
+		Timeouts: s3.Timeouts{Dial: 2 * time.Second, ResponseHeader: 3 * time.Second, IO: 4 * time.Second},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(s3.Config{}, "Logger")); diff != "" {
 		t.Errorf("S3Config (-want +got):\n%s", diff)

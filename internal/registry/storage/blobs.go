@@ -186,32 +186,51 @@ func (f *fileBlob) Size() int64                               { return f.size }
 func (f *fileBlob) File() *os.File                            { return f.f }
 
 // driverBlob reads a blob through the driver, reopening at the offset
-// after a Seek.
+// when a Read follows a Seek that moved it.
 type driverBlob struct {
-	ctx  context.Context
-	d    driver.Driver
-	p    string
-	size int64
-	off  int64
-	rc   io.ReadCloser
+	ctx   context.Context
+	d     driver.Driver
+	p     string
+	size  int64
+	off   int64         // where the next Read reads
+	rc    io.ReadCloser // open at rcOff, or nil
+	rcOff int64
 }
 
 func (b *driverBlob) Size() int64    { return b.size }
 func (b *driverBlob) File() *os.File { return nil }
 
-func (b *driverBlob) Read(p []byte) (int, error) {
+// Open opens the stream at the current offset now instead of at the first
+// Read, so that a storage that is down or stalled fails before a response
+// is started (a Seek back to the same offset keeps the stream).
+func (b *driverBlob) Open() error {
 	if b.off >= b.size {
-		return 0, io.EOF
+		return nil
+	}
+	if b.rc != nil && b.rcOff != b.off {
+		_ = b.rc.Close()
+		b.rc = nil
 	}
 	if b.rc == nil {
 		rc, err := b.d.Reader(b.ctx, b.p, b.off)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		b.rc = rc
+		b.rc, b.rcOff = rc, b.off
+	}
+	return nil
+}
+
+func (b *driverBlob) Read(p []byte) (int, error) {
+	if b.off >= b.size {
+		return 0, io.EOF
+	}
+	if err := b.Open(); err != nil {
+		return 0, err
 	}
 	n, err := b.rc.Read(p)
 	b.off += int64(n)
+	b.rcOff += int64(n)
 	return n, err
 }
 
@@ -229,10 +248,6 @@ func (b *driverBlob) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("blob: negative position")
-	}
-	if abs != b.off && b.rc != nil {
-		_ = b.rc.Close()
-		b.rc = nil
 	}
 	b.off = abs
 	return abs, nil

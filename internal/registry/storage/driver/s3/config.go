@@ -33,6 +33,14 @@ const (
 	DefaultObjectACL                   = "private"
 )
 
+// Bounds of each of Timeouts: below a second a busy S3 fails healthy
+// calls; above an hour a stall holds a request for longer than any client
+// waits.
+const (
+	MinTimeout = time.Second
+	MaxTimeout = time.Hour
+)
+
 // Timeouts bound every call to S3, so that a stalled server fails requests
 // instead of hanging them. Zero fields take the defaults.
 type Timeouts struct {
@@ -196,6 +204,14 @@ func (c Config) Validate() error {
 	}
 	if c.KeyID != "" && !c.Encrypt {
 		add("keyid is set but encrypt is false: set encrypt: true for SSE-KMS")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"dial", c.Timeouts.Dial}, {"tlshandshake", c.Timeouts.TLSHandshake}, {"responseheader", c.Timeouts.ResponseHeader}, {"io", c.Timeouts.IO}} {
+		if d.v < MinTimeout || d.v > MaxTimeout {
+			add("timeouts.%s %s is outside %s .. %s", d.key, d.v, MinTimeout, MaxTimeout)
+		}
 	}
 	if _, err := rootPrefix(c.RootDirectory); err != nil {
 		add("rootdirectory: %v", err)

@@ -3,6 +3,7 @@ package s3
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/secret"
 )
@@ -30,6 +31,8 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, []string{`loglevel "loud"`}},
 		{"keyid without encrypt", func(c *Config) { c.KeyID = "k" }, []string{"keyid is set but encrypt is false"}},
 		{"root", func(c *Config) { c.RootDirectory = "/a b" }, []string{"rootdirectory"}},
+		{"short timeouts", func(c *Config) { c.Timeouts = Timeouts{Dial: time.Millisecond, IO: 500 * time.Millisecond} }, []string{"timeouts.dial 1ms", "timeouts.io 500ms"}},
+		{"long timeout", func(c *Config) { c.Timeouts.ResponseHeader = 2 * time.Hour }, []string{"timeouts.responseheader 2h0m0s is outside 1s .. 1h0m0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
