@@ -358,10 +358,16 @@ func authName(cfg *regconfig.Config) string {
 	return "none"
 }
 
-// debugHandler serves /debug/health, metrics and pprof.
+// debugHandler serves /debug/health (also as /readyz, the name the auth
+// server and load balancers use), /healthz, metrics and pprof.
 func (a *App) debugHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/health", func(w http.ResponseWriter, _ *http.Request) {
+	// /healthz: the process serves (liveness); nothing is checked.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	ready := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		// The health checks decide the status. The cache is optional: a
 		// Redis that is down is reported, but the registry stays healthy
@@ -376,7 +382,9 @@ func (a *App) debugHandler() http.Handler {
 		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(detail)
-	})
+	}
+	mux.HandleFunc("/debug/health", ready)
+	mux.HandleFunc("/readyz", ready)
 	if p := a.cfg.HTTP.Debug.Prometheus; p.Enabled {
 		mux.Handle(p.Path, promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 	}

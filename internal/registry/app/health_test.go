@@ -66,6 +66,14 @@ health:
 		_, tcp := detail[depAddr]
 		return code == http.StatusServiceUnavailable && tcp && len(detail) == 1
 	})
+	// /readyz is the same check under the auth server's name; /healthz
+	// only says the process serves.
+	if code, detail := get("http://" + debug + "/readyz"); code != http.StatusServiceUnavailable || len(detail) != 1 {
+		t.Errorf("/readyz while a check fails: %d %v, want 503 naming it", code, detail)
+	}
+	if code, _ := get("http://" + debug + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while a check fails: %d, want 200", code)
+	}
 	if code, _ := get(base + "/v2/"); code != http.StatusServiceUnavailable {
 		t.Errorf("API while a check fails: %d, want 503", code)
 	}
@@ -79,6 +87,9 @@ health:
 		code, _ := get("http://" + debug + "/debug/health")
 		return code == http.StatusOK
 	})
+	if code, _ := get("http://" + debug + "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once checks pass: %d", code)
+	}
 	if code, _ := get(base + "/v2/"); code != http.StatusOK {
 		t.Errorf("API once checks pass: %d", code)
 	}
