@@ -39,7 +39,7 @@ var pages = map[string][]string{
 	"docs/README.md":          nil,
 	"docs/acl.md":             {"acl-check"},
 	"docs/auth-config.md":     {"auth-config-check"},
-	"docs/auth-server.md":     nil,
+	"docs/auth-server.md":     {"users-add"},
 	"docs/certificates.md":    {"certs-init", "certs-seed", "certs-verify"},
 	"docs/compatibility.md":   nil,
 	"docs/deploy.md":          nil,

@@ -652,6 +652,20 @@ func TestOperatorCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("auth-server.md", func(t *testing.T) {
+		// In the data folder of a running gatehouse serve; the test
+		// writes alice's password file.
+		in := startServe(t, []string{"serve"}, false)
+		const alicePW = "alice-docs-password"
+		must(t, os.WriteFile(filepath.Join(in.dataDir, "alice-password"), []byte(alicePW+"\n"), 0o600))
+		b := blocks["users-add"]
+		out, shown := r.runConsole(t, b, in.dataDir, "", b.text)
+		wantLines(t, b, out, shown)
+		ca, err := os.ReadFile(in.trustCA)
+		must(t, err)
+		waitForLogin(t, trustingClient(t, ca), in, "alice", alicePW, http.StatusOK)
+	})
+
 	t.Run("doctor.md", func(t *testing.T) {
 		// The healthy sample, against gatehouse serve: its registry
 		// address, account and CA file replaced, its password in $PW.
