@@ -32,7 +32,7 @@ func TestHAProxyDocMatchesTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const start, end = "<!-- haproxy.cfg: begin -->\n```\n", "```\n<!-- haproxy.cfg: end -->"
+	const start, end = "<!-- haproxy.cfg: begin -->\n```text\n", "```\n<!-- haproxy.cfg: end -->"
 	_, rest, ok := strings.Cut(string(doc), start)
 	if !ok {
 		t.Fatalf("docs/ha.md has no %q marker", start)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,19 +167,12 @@ func substitute(t *testing.T, b block, repl ...string) string {
 // fails.
 func (r *runner) run(t *testing.T, b block, dir, text string) string {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), b.name+".sh")
-	must(t, os.WriteFile(script, []byte("set -eux -o pipefail\n"+text), 0o600))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), r.env...)
-	out, err := cmd.CombinedOutput()
+	out, err := r.exec(t, b, dir, "set -eux -o pipefail\n"+text)
 	if err != nil {
 		t.Fatalf("%s:%d: block %q failed: %v\n%s", b.page, b.line, b.name, err, out)
 	}
 	t.Logf("%s:%d: block %q:\n%s", b.page, b.line, b.name, out)
-	return string(out)
+	return out
 }
 
 // serveArgs returns the arguments of a block that starts gatehouse serve
@@ -246,6 +240,14 @@ func TestDocumentedCommands(t *testing.T) {
 
 	t.Run("serve.md on this machine", func(t *testing.T) {
 		in := startServe(t, []string{"serve"}, false)
+		// The first start prints what the page shows, in the data
+		// directory the test gives it.
+		first := blocks["serve-first-start"]
+		cmds, shown := parseConsole(substitute(t, first, "/srv/gatehouse-data", in.dataDir))
+		if !slices.Equal(cmds, []string{"gatehouse serve"}) {
+			t.Fatalf("%s:%d: block serve-first-start runs %q; the test starts gatehouse serve", first.page, first.line, cmds)
+		}
+		wantLines(t, first, in.proc.Log(), shown)
 		reg := fmt.Sprintf("localhost:%d", in.regPort)
 		for _, name := range []string{"serve-docker", "serve-crane", "serve-skopeo", "serve-podman", "serve-oras", "serve-regctl"} {
 			b := blocks[name]
@@ -385,4 +387,314 @@ func trustingClient(t *testing.T, caPEM []byte) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// runFailing runs a block that the page shows failing (a check that
+// reports problems): it must exit non-zero, and its output is returned.
+func (r *runner) runFailing(t *testing.T, b block, dir, text string) string {
+	t.Helper()
+	out, err := r.exec(t, b, dir, "set -u -o pipefail\n"+text)
+	if err == nil {
+		t.Fatalf("%s:%d: block %q succeeded; the page shows it failing:\n%s", b.page, b.line, b.name, out)
+	}
+	t.Logf("%s:%d: block %q (exit status %v, as the page shows):\n%s", b.page, b.line, b.name, err, out)
+	return out
+}
+
+// runConsole runs the commands of a console block ($ lines, with their
+// continuation lines) in dir and returns their output and the output
+// lines the page shows. A command's exit status does not stop the
+// others: the page shows what it prints either way.
+func (r *runner) runConsole(t *testing.T, b block, dir, prelude, text string) (out string, shown []string) {
+	t.Helper()
+	cmds, shown := parseConsole(text)
+	if len(cmds) == 0 {
+		t.Fatalf("%s:%d: console block %q has no $ command", b.page, b.line, b.name)
+	}
+	out, err := r.exec(t, b, dir, "set -u\n"+prelude+strings.Join(cmds, "\n")+"\n")
+	t.Logf("%s:%d: block %q (exit status %v):\n%s", b.page, b.line, b.name, err, out)
+	return out, shown
+}
+
+// exec runs script with bash in dir and returns its output and exit error.
+func (r *runner) exec(t *testing.T, b block, dir, script string) (string, error) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), b.name+".sh")
+	must(t, os.WriteFile(file, []byte(script), 0o600))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", file)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), r.env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s:%d: block %q did not finish: %v\n%s", b.page, b.line, b.name, ctx.Err(), out)
+	}
+	return string(out), err
+}
+
+// parseConsole splits a console block into its commands (a `$ ` line and
+// the lines a trailing backslash continues it on) and the output lines.
+func parseConsole(text string) (cmds, output []string) {
+	continued := false
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		switch {
+		case continued:
+			cmds[len(cmds)-1] += "\n" + line
+		case strings.HasPrefix(line, "$ "):
+			cmds = append(cmds, strings.TrimPrefix(line, "$ "))
+		default:
+			output = append(output, line)
+			continue
+		}
+		continued = strings.HasSuffix(line, `\`)
+	}
+	return cmds, output
+}
+
+// wantLines checks that the lines a page shows appear in out as whole
+// lines, in that order (other lines may come between them).
+func wantLines(t *testing.T, b block, out string, shown []string) {
+	t.Helper()
+	got := strings.Split(out, "\n")
+	i := 0
+	for _, want := range shown {
+		for i < len(got) && strings.TrimRight(got[i], " ") != want {
+			i++
+		}
+		if i == len(got) {
+			t.Errorf("%s:%d: block %q: the page shows the line\n\t%s\nbut the command did not print it (in this order); it printed:\n%s", b.page, b.line, b.name, want, out)
+			return
+		}
+		i++
+	}
+}
+
+// copyFile copies a file of the repository into dir under name.
+func copyFile(t *testing.T, repoPath, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(), repoPath))
+	must(t, err)
+	dst := filepath.Join(dir, name)
+	must(t, os.WriteFile(dst, data, 0o600))
+	return dst
+}
+
+// pageFence returns the first block of lang on page whose text starts
+// with prefix.
+func pageFence(t *testing.T, page, lang, prefix string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(), page))
+	must(t, err)
+	in := false
+	var body strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case !in && strings.TrimSpace(line) == "```"+lang:
+			in = true
+			body.Reset()
+		case in && strings.TrimSpace(line) == "```":
+			if strings.HasPrefix(body.String(), prefix) {
+				return body.String()
+			}
+			in = false
+		case in:
+			body.WriteString(line + "\n")
+		}
+	}
+	t.Fatalf("%s has no ```%s block starting with %q", page, lang, prefix)
+	return ""
+}
+
+// startSplit starts a drop-in command of a page (the one line `gatehouse
+// COMMAND... FILE`) with FILE taken from dir.
+func startSplit(t *testing.T, b block, dir string) *testenv.Process {
+	t.Helper()
+	f := strings.Fields(b.text)
+	if len(f) < 3 || f[0] != "gatehouse" || strings.Count(strings.TrimSpace(b.text), "\n") > 0 {
+		t.Fatalf("%s:%d: block %q should be the one line `gatehouse COMMAND FILE`, is %q", b.page, b.line, b.name, b.text)
+	}
+	args := f[1:]
+	args[len(args)-1] = filepath.Join(dir, args[len(args)-1])
+	return testenv.Start(t, nil, testenv.Gatehouse(t), args...)
+}
+
+// The seed's files as docker_auth and registry:2 read them: what
+// migration.md's first step checks.
+const (
+	seedAuthConfig     = "test/seed/testdata/original/auth_config.yml"
+	seedRegistryConfig = "test/seed/testdata/original/docker-registry-config.yml"
+)
+
+// TestOperatorCommands runs the tested blocks of the pages an operator
+// follows step by step: certificates, migration, doctor and
+// troubleshooting, and the ACL and config checks. None needs a Docker
+// engine.
+func TestOperatorCommands(t *testing.T) {
+	blocks := loadBlocks(t)
+	bin := t.TempDir()
+	must(t, os.Symlink(testenv.Gatehouse(t), filepath.Join(bin, "gatehouse")))
+	r := &runner{env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}}
+
+	t.Run("certificates.md", func(t *testing.T) {
+		dir := t.TempDir()
+		b := blocks["certs-init"]
+		r.run(t, b, dir, b.text)
+		for file, mode := range map[string]os.FileMode{
+			"certs/ca.crt": 0, "certs/ca.key": 0o600, "certs/server.crt": 0, "certs/server.key": 0o600,
+		} {
+			fi, err := os.Stat(filepath.Join(dir, file))
+			if err != nil {
+				t.Errorf("%s:%d: the page says certs init writes %s: %v", b.page, b.line, file, err)
+				continue
+			}
+			if mode != 0 && fi.Mode().Perm() != mode {
+				t.Errorf("%s has mode %v, the page says %v", file, fi.Mode().Perm(), mode)
+			}
+		}
+		b = blocks["certs-seed"]
+		r.run(t, b, dir, b.text)
+		if _, err := os.Stat(filepath.Join(dir, "ssl", "server.p12")); err != nil {
+			t.Errorf("%s:%d: --pkcs12 wrote no ssl/server.p12: %v", b.page, b.line, err)
+		}
+		b = blocks["certs-verify"]
+		if out := r.run(t, b, dir, b.text); !strings.Contains(out, "ssl/server.crt: OK") {
+			t.Errorf("%s:%d: openssl verify did not say ssl/server.crt: OK:\n%s", b.page, b.line, out)
+		}
+	})
+
+	t.Run("auth-config.md", func(t *testing.T) {
+		dir := t.TempDir()
+		copyFile(t, seedAuthConfig, dir, "auth_config.yml")
+		b := blocks["auth-config-check"]
+		out, shown := r.runConsole(t, b, dir, "", b.text)
+		wantLines(t, b, out, shown)
+	})
+
+	t.Run("acl.md", func(t *testing.T) {
+		// The page's example list, and the users: section it says every
+		// file needs.
+		dir := t.TempDir()
+		acl := pageFence(t, "docs/acl.md", "yaml", "acl:\n")
+		must(t, os.WriteFile(filepath.Join(dir, "auth_config.yml"), []byte(acl+"users: {\"\": {}}\n"), 0o600))
+		b := blocks["acl-check"]
+		out, shown := r.runConsole(t, b, dir, "", b.text)
+		wantLines(t, b, out, shown)
+	})
+
+	t.Run("troubleshooting.md", func(t *testing.T) {
+		// The reference auth_config.yml of docs/examples, where alice is a
+		// logged-in user like any other.
+		dir := t.TempDir()
+		copyFile(t, "docs/examples/auth_config.yml", dir, "auth_config.yml")
+		b := blocks["troubleshooting-acl-check"]
+		out := r.run(t, b, dir, b.text)
+		// "It prints the granted actions and the rule (index and comment) that decided."
+		if !regexp.MustCompile(`(?m)^repository:team/app:pull,push  granted \[pull\]  by rule #\d+ "[^"]+" \(acl\[\d+\]\)$`).MatchString(out) {
+			t.Errorf("%s:%d: acl check printed no granted actions with the deciding rule:\n%s", b.page, b.line, out)
+		}
+	})
+
+	t.Run("migration.md", func(t *testing.T) {
+		dir := t.TempDir()
+		copyFile(t, seedAuthConfig, dir, "auth_config.yml")
+		copyFile(t, seedRegistryConfig, dir, "config.yml")
+		b := blocks["migration-check"]
+		out := strings.Join(strings.Fields(r.runFailing(t, b, dir, b.text)), " ")
+		shown := strings.Join(strings.Fields(b.output), " ")
+		if shown == "" || !strings.Contains(out, shown) {
+			t.Fatalf("%s:%d: config check did not print what the page shows:\n%s\nit printed:\n%s", b.page, b.line, shown, out)
+		}
+		// Apply the fix the message gives, as the page says to.
+		fix := regexp.MustCompile(`\(fix: (match: \{labels: \{groups: "6000"\}\})`).FindStringSubmatch(shown)
+		if fix == nil {
+			t.Fatalf("the message the page shows has no fix of the form match: {labels: {groups: \"6000\"}}: %s", shown)
+		}
+		path := filepath.Join(dir, "auth_config.yml")
+		cfg, err := os.ReadFile(path)
+		must(t, err)
+		const broken = `match: {"gidNumber": "6000"}`
+		if !strings.Contains(string(cfg), broken) {
+			t.Fatalf("%s no longer holds %s", seedAuthConfig, broken)
+		}
+		must(t, os.WriteFile(path, []byte(strings.Replace(string(cfg), broken, fix[1], 1)), 0o600))
+		b = blocks["migration-acl"]
+		out = r.run(t, b, dir, b.text)
+		var results []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "repository:") {
+				results = append(results, line)
+			}
+		}
+		// The seed's one rule, fixed: usera (6000) may do anything, userb
+		// (7000) nothing.
+		if len(results) != 2 || !strings.HasPrefix(results[0], "repository:team/app:push,pull  granted [pull,push]  by rule #1") ||
+			!strings.HasPrefix(results[1], "repository:team/app:push,pull  denied") {
+			t.Errorf("%s:%d: acl check after the fix printed %q, want usera granted [pull,push] by rule #1 and userb denied", b.page, b.line, results)
+		}
+
+		// Steps 2 and 3 on the files gatehouse serve writes (docker_auth's
+		// and distribution's formats), once serve has stopped.
+		in := startServe(t, []string{"serve"}, false)
+		in.proc.Stop()
+		pw, err := os.ReadFile(in.adminPasswordFile)
+		must(t, err)
+		ca, err := os.ReadFile(in.trustCA)
+		must(t, err)
+		auth := startSplit(t, blocks["migration-auth-server"], in.dataDir)
+		auth.WaitHTTP(t, in.authURL+"/healthz")
+		waitForLogin(t, trustingClient(t, ca), in, "admin", strings.TrimSpace(string(pw)), http.StatusOK)
+		reg := startSplit(t, blocks["migration-registry"], in.dataDir)
+		regURL := fmt.Sprintf("https://%s:%d/v2/", in.host, in.regPort)
+		reg.WaitHTTP(t, regURL)
+		resp, err := trustingClient(t, ca).Get(regURL)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `realm="https://localhost:`) {
+			t.Errorf("GET /v2/ of gatehouse registry serve: %d %q, want 401 with a Bearer challenge naming the auth server", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
+	t.Run("auth-server.md", func(t *testing.T) {
+		// In the data folder of a running gatehouse serve; the test
+		// writes alice's password file.
+		in := startServe(t, []string{"serve"}, false)
+		const alicePW = "alice-docs-password"
+		must(t, os.WriteFile(filepath.Join(in.dataDir, "alice-password"), []byte(alicePW+"\n"), 0o600))
+		b := blocks["users-add"]
+		out, shown := r.runConsole(t, b, in.dataDir, "", b.text)
+		wantLines(t, b, out, shown)
+		ca, err := os.ReadFile(in.trustCA)
+		must(t, err)
+		waitForLogin(t, trustingClient(t, ca), in, "alice", alicePW, http.StatusOK)
+	})
+
+	t.Run("doctor.md", func(t *testing.T) {
+		// The healthy sample, against gatehouse serve: its registry
+		// address, account and CA file replaced, its password in $PW.
+		in := startServe(t, []string{"serve"}, false)
+		b := blocks["doctor-sample"]
+		text := substitute(t, b, "localhost:44001", fmt.Sprintf("localhost:%d", in.regPort),
+			"-u alice", "-u admin", "--ca-file ca.crt", "--ca-file gatehouse-data/trust/ca.crt")
+		out, shown := r.runConsole(t, b, in.dir, "PW=$(head -n 1 gatehouse-data/admin-password)\n", text)
+		// The details name the sample's own CA, ports and dates; the
+		// checks, their order and their verdicts must be the page's.
+		verdicts := func(lines []string) []string {
+			var v []string
+			for _, l := range lines {
+				f := strings.Fields(l)
+				switch {
+				case len(f) >= 2 && (f[0] == "ok" || f[0] == "FAIL" || f[0] == "skip"):
+					v = append(v, f[0]+" "+f[1])
+				case strings.TrimSpace(l) == "all checks passed":
+					v = append(v, l)
+				}
+			}
+			return v
+		}
+		got, want := verdicts(strings.Split(out, "\n")), verdicts(shown)
+		if len(want) != 10 || !slices.Equal(got, want) {
+			t.Errorf("%s:%d: gatehouse doctor printed the checks %q, the page shows %q", b.page, b.line, got, want)
+		}
+	})
 }
