@@ -121,6 +121,19 @@ func TestACLCheckConfigProblems(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
 	})
+	t.Run("a file holding only an acl", func(t *testing.T) {
+		// The whole-file problems (no server, no authentication section)
+		// have no line, so they never count as the acl's own even when
+		// the acl comes first.
+		cfg := filepath.Join(t.TempDir(), "acl.yml")
+		if err := os.WriteFile(cfg, []byte("acl:\n  - match: {account: alice}\n    actions: [\"*\"]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runMain(t, "", "acl", "check", "--config", cfg, "--account", "alice", "repository:a/b:pull")
+		if code != 0 || !strings.Contains(out, "granted [pull]") || !strings.Contains(errOut, "outside the acl") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
 	t.Run("acl errors stop it with file:line", func(t *testing.T) {
 		body := strings.Replace(aclCheckConfig, `name: "${account}/*"`, `name: "${acount}/*"`, 1)
 		cfg := aclConfig(t, body, false)

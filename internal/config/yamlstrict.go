@@ -311,6 +311,11 @@ func (d *Doc) At(path, msg, fix string) Problem {
 	if d != nil {
 		p.File = d.File
 	}
+	if path == "" {
+		// About the whole file: no line to point at (line 1 would blame
+		// whatever section happens to come first).
+		return p
+	}
 	for cur := path; ; {
 		if n := d.Node(cur); n != nil {
 			// Point at the key rather than the value where we can.
