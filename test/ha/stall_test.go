@@ -82,10 +82,16 @@ func TestS3Stalled(t *testing.T) {
 			t.Errorf("%s took %s while S3 stalls, more than the %s the timeouts allow", what, took, stallBound)
 		}
 	}
-	// Both start at once, before the health check can notice the stall
+	// All three start at once, before the health check can notice the stall
 	// and answer 503 for them: each meets the stall itself.
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		unavailable("range pull", func() (response, error) {
+			return c.do(http.MethodGet, base, "/v2/ha/stall/blobs/"+beforeDgst, tok, nil, map[string]string{"Range": "bytes=1000-"})
+		})
+	}()
 	go func() {
 		defer wg.Done()
 		unavailable("pull", func() (response, error) {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/gatehouse-registry/gatehouse/internal/registry/notify"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 )
@@ -77,12 +79,22 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if rh := r.Header.Get("Range"); rh != "" && !rangeWellFormed(rh) {
 		r.Header.Del("Range")
 	}
-	// A whole-blob GET opens the stream before the status is sent, so
-	// that storage that is down or stalls answers 503 instead of a 200
-	// whose body breaks off. (A Range GET opens at its offset, after.)
-	if o, ok := content.(opener); ok && r.Header.Get("Range") == "" {
-		if err := o.Open(); err != nil {
-			return err
+	// The stream is opened before the status is sent, so that storage
+	// that is down or stalls answers 503 instead of a 200 (or 206) whose
+	// body breaks off. A single range opens at its first byte; the Seek
+	// http.ServeContent makes to the same offset keeps the stream.
+	if o, ok := content.(opener); ok {
+		start, open := int64(0), true
+		if rh := r.Header.Get("Range"); rh != "" && rangeApplies(r, dgst) {
+			start, open = rangeStart(rh, br.Size())
+		}
+		if open {
+			if _, err := br.Seek(start, io.SeekStart); err != nil {
+				return err
+			}
+			if err := o.Open(); err != nil {
+				return err
+			}
 		}
 	}
 	// ServeContent handles Range (206, and 416 for unsatisfiable ranges),
@@ -92,6 +104,13 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request) error {
 		h.emit(r, h.blobEvent(r, notify.ActionPull, storage.Descriptor{Digest: dgst, Size: br.Size()}))
 	}
 	return nil
+}
+
+// rangeApplies reports whether the Range header is honoured: always, unless
+// an If-Range names another entity (then the whole blob is sent).
+func rangeApplies(r *http.Request, dgst digest.Digest) bool {
+	ir := r.Header.Get("If-Range")
+	return ir == "" || ir == `"`+dgst.String()+`"`
 }
 
 // opener is a blob reader that can open its stream before the first Read.

@@ -83,3 +83,27 @@ func rangeWellFormed(h string) bool {
 	}
 	return true
 }
+
+// rangeStart returns the offset a single-range GET starts reading at, so
+// the stream can be opened before the status is sent. ok is false for a
+// multi-range or unsatisfiable request, which http.ServeContent answers
+// on its own (multipart, or 416).
+func rangeStart(h string, size int64) (start int64, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, false
+	}
+	a, b, _ := strings.Cut(strings.TrimSpace(spec), "-")
+	if a == "" { // the last b bytes
+		n, err := parseOffset(b)
+		if err != nil || n == 0 {
+			return 0, false
+		}
+		return max(size-n, 0), size > 0
+	}
+	start, err := parseOffset(a)
+	if err != nil || start >= size {
+		return 0, false
+	}
+	return start, true
+}

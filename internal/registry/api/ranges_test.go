@@ -74,3 +74,30 @@ func FuzzRangeWellFormed(f *testing.F) {
 		}
 	})
 }
+
+func TestRangeStart(t *testing.T) {
+	tests := []struct {
+		h     string
+		size  int64
+		start int64
+		ok    bool
+	}{
+		{"bytes=0-9", 100, 0, true},
+		{"bytes=10-", 100, 10, true},
+		{"bytes=99-200", 100, 99, true},
+		{"bytes=100-", 100, 0, false}, // unsatisfiable: ServeContent answers 416
+		{"bytes=-10", 100, 90, true},
+		{"bytes=-1000", 100, 0, true},
+		{"bytes=-0", 100, 0, false},
+		{"bytes=-5", 0, 0, false},
+		{"bytes=0-1,5-6", 100, 0, false}, // multipart
+		{"bytes= 7-8", 100, 7, true},
+		{"items=0-1", 100, 0, false},
+	}
+	for _, tt := range tests {
+		start, ok := rangeStart(tt.h, tt.size)
+		if start != tt.start || ok != tt.ok {
+			t.Errorf("rangeStart(%q, %d) = %d, %v; want %d, %v", tt.h, tt.size, start, ok, tt.start, tt.ok)
+		}
+	}
+}
