@@ -133,6 +133,10 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.opts.Metrics != nil {
+		h.opts.Metrics.inFlight.Inc()
+		defer h.opts.Metrics.inFlight.Dec()
+	}
 	ri := &reqInfo{id: server.RequestID(r)}
 	rw := &responseWriter{ResponseWriter: w}
 	hdr := rw.Header()

@@ -11,6 +11,7 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 // NewMetrics creates the API metrics and registers them with reg.
@@ -24,8 +25,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "gatehouse", Subsystem: "registry", Name: "http_request_duration_seconds",
 			Help: "Registry API request latency by method and route.", Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "gatehouse", Subsystem: "registry", Name: "http_requests_in_flight",
+			Help: "Registry API requests being served now; one that keeps growing while storage is slow means clients pile up.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
