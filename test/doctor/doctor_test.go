@@ -157,6 +157,7 @@ func expectFirstFail(t *testing.T, out string, code int, check string, words ...
 	if f := strings.Fields(first); len(f) < 2 || f[1] != check {
 		t.Fatalf("first FAIL is not the %s check: %s", check, first)
 	}
+	expectOnPage(t, first)
 	for _, w := range words {
 		if !strings.Contains(first, w) {
 			t.Errorf("FAIL line lacks %q: %s", w, first)
