@@ -156,7 +156,9 @@ func (b *bench) runScale(ctx context.Context, tools map[string]string) error {
 		tag := fmt.Sprintf("r%d", round+1)
 		eachScale(round, fmt.Sprintf("push of %d layers (%s), %d at a time (round %d)", len(layers), benchenv.MiB(total), imageWorkers, round+1), func(k string, r *scaleResult) error {
 			syscall.Sync()
+			wait := b.profile(ctx, regs[k], fmt.Sprintf("%s-image-push-%d", k, round+1), imageProfileSeconds(total))
 			d, err := regs[k].t.pushImage(ctx, layers, imageWorkers, tag)
+			wait()
 			if err != nil {
 				return err
 			}
@@ -164,7 +166,9 @@ func (b *bench) runScale(ctx context.Context, tools map[string]string) error {
 			return nil
 		})
 		eachScale(round, fmt.Sprintf("pull of the image, %d at a time (round %d)", imageWorkers, round+1), func(k string, r *scaleResult) error {
+			wait := b.profile(ctx, regs[k], fmt.Sprintf("%s-image-pull-%d", k, round+1), imageProfileSeconds(total))
 			d, err := regs[k].t.pullImage(ctx, tag, layers, imageWorkers)
+			wait()
 			if err != nil {
 				return err
 			}
@@ -349,4 +353,11 @@ func countBlobs(root string) int {
 		return nil
 	})
 	return n
+}
+
+// imageProfileSeconds is how long a CPU profile of the image push or pull
+// runs: about the time the transfer takes at 600 MB/s, at least a second,
+// so the samples are mostly of the transfer.
+func imageProfileSeconds(total int64) int {
+	return max(1, int(total/(600*1000*1000)))
 }
