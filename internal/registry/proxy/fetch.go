@@ -83,10 +83,14 @@ func (c *Cache) FetchBlob(ctx context.Context, name string, dgst digest.Digest) 
 	return &fetchReader{f: f, ctx: ctx}, f.size, nil
 }
 
-// runFetch downloads the blob into the temporary file and storage. The
-// readers are done once every byte arrived and matched the digest; storage
-// commits (and, when durable, flushes) its copy after that, and the fetch
-// stays joinable until then, so no second upstream transfer starts.
+// runFetch downloads the blob into the temporary file and storage. Every
+// byte is hashed once: by storage's upload, which hashes what it writes
+// with sha256; by the tee for another algorithm or when storage cannot
+// start an upload; or, when storage gives up part way, from the temporary
+// file once the download is complete. The readers are done once every byte arrived
+// and matched the digest; storage commits (and, when durable, flushes) its
+// copy after that, and the fetch stays joinable until then, so no second
+// upstream transfer starts.
 func (c *Cache) runFetch(f *fetch, key string, up *upstream, rname, name string, dgst digest.Digest) {
 	defer func() {
 		c.mu.Lock()
@@ -114,63 +118,99 @@ func (c *Cache) runFetch(f *fetch, key string, up *upstream, rname, name string,
 	f.mu.Unlock()
 	close(f.ready)
 
-	src := &teeFile{r: resp.Body, f: f, h: dgst.Algorithm().Hash(), want: dgst}
-	stored := c.store(ctx, name, dgst, src)
-	// Storage may have given up early; the readers still get every byte.
+	src := &teeFile{r: resp.Body, f: f}
+	u := c.newUpload(ctx, name, dgst)
+	if u == nil || dgst.Algorithm() != digest.SHA256 {
+		src.h = dgst.Algorithm().Hash()
+	}
+	appended := false
+	if u != nil {
+		if _, err := u.Append(ctx, src); err == nil && src.eof {
+			appended = true
+		} else if src.err == nil {
+			c.log.Warn("caching a fetched blob failed", "repository", name, "digest", dgst, "err", err)
+		}
+	}
+	// The readers still get every byte when storage gave up early.
 	if _, err := io.Copy(io.Discard, src); err != nil && src.err == nil {
 		src.err = err
 	}
-	derr := src.finish()
+	var stored digest.Digest // what storage hashed, when it took every byte
+	if appended {
+		if d, ok := u.Digest(); ok && u.Size() == src.n {
+			stored = d
+		}
+	}
+	derr := src.check(dgst, stored)
 	f.finish(derr)
 	if derr != nil {
 		c.log.Warn("blob fetch failed", "repository", name, "digest", dgst, "err", derr)
+		c.cancelUpload(ctx, u)
 		return
 	}
 	c.metrics.fetchedBytes.WithLabelValues("blob").Add(float64(src.n))
-	if stored {
-		c.state.add(kindBlob, name, dgst, src.n, c.now(), up.TTL)
-		c.metrics.cachedBytes.Set(float64(c.state.usage()))
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+	if !appended {
+		c.cancelUpload(ctx, u)
+		return
+	}
+	// Commit checks the digest too (from the upload's running hash, not
+	// by reading the data again) before the blob becomes visible.
+	if _, err := u.Commit(ctx, dgst, src.n); err != nil {
+		c.log.Warn("caching a fetched blob failed", "repository", name, "digest", dgst, "err", err)
+		c.cancelUpload(ctx, u)
+		return
+	}
+	c.state.add(kindBlob, name, dgst, src.n, c.now(), up.TTL)
+	c.metrics.cachedBytes.Set(float64(c.state.usage()))
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
 }
 
-// store writes the blob into repository name through an upload, which
-// checks the digest before the blob becomes visible.
-func (c *Cache) store(ctx context.Context, name string, dgst digest.Digest, src io.Reader) bool {
+// newUpload starts the upload that stores the blob in repository name,
+// or returns nil when storage cannot take it.
+func (c *Cache) newUpload(ctx context.Context, name string, dgst digest.Digest) *storage.Upload {
 	repo, err := c.reg.Repository(name)
 	if err != nil {
-		return false
+		return nil
 	}
 	u, err := repo.NewUpload(ctx)
 	if err != nil {
 		c.log.Warn("caching a fetched blob failed", "repository", name, "digest", dgst, "err", err)
-		return false
+		return nil
 	}
-	if _, err := u.Append(ctx, src); err == nil {
-		if _, err = u.Commit(ctx, dgst, -1); err == nil {
-			return true
-		}
-		c.log.Warn("caching a fetched blob failed", "repository", name, "digest", dgst, "err", err)
-	} else {
-		c.log.Warn("caching a fetched blob failed", "repository", name, "digest", dgst, "err", err)
-	}
-	_ = u.Cancel(context.WithoutCancel(ctx))
-	return false
+	return u
 }
 
-// teeFile reads the upstream body, appends what it reads to the fetch's
-// file for the readers and hashes it.
+func (c *Cache) cancelUpload(ctx context.Context, u *storage.Upload) {
+	if u != nil {
+		_ = u.Cancel(context.WithoutCancel(ctx))
+	}
+}
+
+// hashFile hashes the first n bytes of f with alg.
+func hashFile(alg digest.Algorithm, f *os.File, n int64) (hash.Hash, error) {
+	h := alg.Hash()
+	got, err := io.Copy(h, io.NewSectionReader(f, 0, n))
+	if err == nil && got != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("temporary file for a fetched blob: %w", err)
+	}
+	return h, nil
+}
+
+// teeFile reads the upstream body and appends what it reads to the
+// fetch's file for the readers; it hashes it when h is set.
 type teeFile struct {
-	r    io.Reader
-	f    *fetch
-	h    hash.Hash
-	want digest.Digest
-	n    int64
-	err  error
-	eof  bool
+	r   io.Reader
+	f   *fetch
+	h   hash.Hash
+	n   int64
+	err error
+	eof bool
 }
 
 func (t *teeFile) Read(p []byte) (int, error) {
@@ -186,46 +226,48 @@ func (t *teeFile) Read(p []byte) (int, error) {
 			t.err = fmt.Errorf("temporary file for a fetched blob: %w", werr)
 			return 0, t.err
 		}
-		t.h.Write(p[:n])
+		if t.h != nil {
+			t.h.Write(p[:n])
+		}
 		t.n += int64(n)
 		t.f.advance(t.n)
 	}
 	switch {
 	case errors.Is(err, io.EOF):
-		// Checked before the EOF reaches storage, so a bad body is never
-		// committed.
-		if e := t.verify(); e != nil {
-			t.err = e
-			return n, e
+		if t.f.size >= 0 && t.n != t.f.size {
+			t.err = fmt.Errorf("the upstream sent %d bytes of %d", t.n, t.f.size)
+			return n, t.err
 		}
 		t.eof = true
-		// The readers have every byte, checked: they need not wait for
-		// storage to commit (and flush) its copy.
-		t.f.finish(nil)
 	case err != nil:
 		t.err = err
 	}
 	return n, err
 }
 
-func (t *teeFile) verify() error {
-	if t.f.size >= 0 && t.n != t.f.size {
-		return fmt.Errorf("the upstream sent %d bytes of %d", t.n, t.f.size)
-	}
-	if got := digest.NewDigest(t.want.Algorithm(), t.h); got != t.want {
-		return fmt.Errorf("the upstream sent content that is not %s", t.want)
-	}
-	return nil
-}
-
-// finish returns why the download failed, or nil when every byte arrived
-// and matched.
-func (t *teeFile) finish() error {
+// check returns why the download failed, or nil when every byte arrived
+// and matched want. The digest is the tee's own when it hashed, else
+// stored, the one storage computed over exactly these bytes; without
+// either (storage gave up early), the file is hashed.
+func (t *teeFile) check(want, stored digest.Digest) error {
 	if t.err != nil {
 		return t.err
 	}
 	if !t.eof {
 		return errors.New("the upstream body ended early")
+	}
+	got := stored
+	if t.h != nil {
+		got = digest.NewDigest(want.Algorithm(), t.h)
+	} else if got == "" {
+		h, err := hashFile(want.Algorithm(), t.f.file, t.n)
+		if err != nil {
+			return err
+		}
+		got = digest.NewDigest(want.Algorithm(), h)
+	}
+	if got != want {
+		return fmt.Errorf("the upstream sent content that is not %s", want)
 	}
 	return nil
 }

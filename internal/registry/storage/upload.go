@@ -192,6 +192,19 @@ func (u *Upload) Size() int64 { return u.size }
 // StartedAt returns when the upload started.
 func (u *Upload) StartedAt() time.Time { return u.startedAt }
 
+// Digest returns the sha256 digest of the upload's first Size bytes, as
+// Append computed it while writing them, so a caller that streams a blob
+// through Append need not hash it again. ok is false when the upload
+// holds no running hash (an Append failed, or the upload was resumed
+// without a saved state matching its data): only the data can tell then.
+// Commit checks the digest whatever this returns.
+func (u *Upload) Digest() (d digest.Digest, ok bool) {
+	if u.h == nil {
+		return "", false
+	}
+	return digest.NewDigest(digest.SHA256, u.h), true
+}
+
 // rehash computes alg over the upload's data by streaming it back.
 func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (hash.Hash, error) {
 	h := alg.Hash()

@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
+	"errors"
 	"io"
 	"runtime"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
@@ -345,6 +347,46 @@ func TestUploadWrongHashState(t *testing.T) {
 		dg := digest.FromBytes(content)
 		if _, err := u2.Commit(ctx, dg, int64(len(content))); err != nil {
 			t.Fatalf("Commit with a wrong saved state: %v", err)
+		}
+	})
+}
+
+// Digest is the running sha256 of what Append wrote, across appends, and
+// says it does not know once an Append failed.
+func TestUploadDigest(t *testing.T) {
+	forEachDriver(t, Options{}, func(t *testing.T, reg *Registry) {
+		ctx := context.Background()
+		r := mustRepo(t, reg, "app")
+		content := randomBytes(t, 2<<20+5)
+		u, err := r.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := u.Digest(); !ok || d != digest.FromBytes(nil) {
+			t.Errorf("empty upload: Digest = %s, %v", d, ok)
+		}
+		for _, part := range [][]byte{content[:1<<20], content[1<<20:]} {
+			if _, err := u.Append(ctx, bytes.NewReader(part)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d, ok := u.Digest(); !ok || d != digest.FromBytes(content) {
+			t.Errorf("after two appends: Digest = %s, %v; want %s", d, ok, digest.FromBytes(content))
+		}
+		if _, err := u.Append(ctx, io.MultiReader(bytes.NewReader(content[:10]), iotest.ErrReader(errors.New("body broke")))); err == nil {
+			t.Fatal("an append whose reader failed succeeded")
+		}
+		if d, ok := u.Digest(); ok {
+			t.Errorf("after a failed append: Digest = %s, true; want unknown", d)
+		}
+		// Commit still finds out from the data.
+		size := u.Size()
+		data, err := reg.Driver().GetContent(ctx, uploadDir("app", u.ID())+"/data")
+		if err != nil || int64(len(data)) != size {
+			t.Fatalf("upload data: %d bytes, %v; size %d", len(data), err, size)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(data), size); err != nil {
+			t.Errorf("Commit after a failed append: %v", err)
 		}
 	})
 }
