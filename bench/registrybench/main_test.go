@@ -200,12 +200,19 @@ func TestParseFlags(t *testing.T) {
 	if p, err := parseFlags([]string{"-suite", "proxy"}, io.Discard); err != nil || p.suite != "proxy" {
 		t.Errorf("-suite proxy: %q, %v", p.suite, err)
 	}
+	if p, err := parseFlags([]string{"-suite", "proxy", "-upstream-rate", "125"}, io.Discard); err != nil || p.upstreamRate != 125 {
+		t.Errorf("-upstream-rate 125: %v, %v", p.upstreamRate, err)
+	}
+	if o.upstreamRate != 0 {
+		t.Errorf("default -upstream-rate %v, want 0 (no relay)", o.upstreamRate)
+	}
 	if o.size != 64<<20 || o.chunk != 16<<20 || o.rssSize != 4<<30 || o.tags != 10_000 || o.clients != 32 {
 		t.Errorf("options %+v", o)
 	}
 	for _, args := range [][]string{
 		{"-size", "1K"}, {"-size", "32GiB"}, {"-chunk", "1K"}, {"-rss-size", "-1"}, {"-tags", "-1"},
 		{"-clients", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-d", "1h"}, {"-registries", "zot"}, {"extra"}, {"-suite", "mirror"},
+		{"-upstream-rate", "-1"}, {"-upstream-rate", "NaN"}, {"-upstream-rate", "fast"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			if _, err := parseFlags(args, io.Discard); err == nil {
