@@ -320,6 +320,11 @@ func TestProxyTargets(t *testing.T) {
 	if r := b.proxyTargets(); r[1].verdict != "met" || r[2].verdict != "reported" {
 		t.Errorf("cold 910 vs direct 1000 (time 1.099x): %s; v3 with both: %s", r[1].verdict, r[2].verdict)
 	}
+	b.o.upstreamRate = 125
+	if r := b.proxyTargets(); r[0].verdict != "reported" || r[1].verdict != "met" {
+		t.Errorf("with a paced upstream: warm %s, want reported; cold %s, want met", r[0].verdict, r[1].verdict)
+	}
+	b.o.upstreamRate = 0
 	b.proxy = nil
 	for _, r := range b.proxyTargets() {
 		if r.verdict != "not measured" {
