@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/inmemory"
 )
 
@@ -52,6 +53,31 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return w.FileWriter.Write(p)
+}
+
+// fullAfterLocal is fullAfter over a driver with local files, which the
+// readers read the upload's data from.
+type fullAfterLocal struct {
+	fullAfter
+	driver.LocalFiler
+}
+
+// drivers are the storage drivers the fetch tests run on: one the readers
+// cannot read from (they read a temporary file), and the filesystem
+// driver, whose upload data the readers read. full makes the upload's
+// data refuse bytes beyond that many (0: no limit).
+func drivers(t *testing.T, full int64) map[string]driver.Driver {
+	fs, err := filesystem.New(filesystem.Options{RootDirectory: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full == 0 {
+		return map[string]driver.Driver{"inmemory": inmemory.New(), "filesystem": fs}
+	}
+	return map[string]driver.Driver{
+		"inmemory":   fullAfter{Driver: inmemory.New(), limit: full},
+		"filesystem": fullAfterLocal{fullAfter: fullAfter{Driver: fs, limit: full}, LocalFiler: fs},
+	}
 }
 
 // layerBytes returns n bytes that differ from one MiB to the next.
@@ -105,89 +131,105 @@ func checkNotStored(t *testing.T, e *env, name string, d digest.Digest) {
 // every byte, checked against the digest from the temporary file, since
 // storage's running hash is gone; nothing is stored.
 func TestBlobStorageFailsPartWay(t *testing.T) {
-	up := newFakeUpstream(t, "")
-	layer := layerBytes(3 << 20)
-	up.push("app", "1", layer)
-	d := digest.FromBytes(layer)
-	e := newEnv(t, up, envOpts{d: fullAfter{Driver: inmemory.New(), limit: 1 << 20}})
-	got, errs := readConcurrently(e, "app", d, 3)
-	for i := range got {
-		if errs[i] != nil || !bytes.Equal(got[i], layer) {
-			t.Errorf("reader %d: %d bytes, %v; want the %d bytes of the blob", i, len(got[i]), errs[i], len(layer))
-		}
-	}
-	checkNotStored(t, e, "app", d)
-	if !strings.Contains(e.logs.String(), errDiskFull.Error()) {
-		t.Errorf("storage's failure not logged:\n%s", e.logs)
+	for name, sd := range drivers(t, 1<<20) {
+		t.Run(name, func(t *testing.T) {
+			up := newFakeUpstream(t, "")
+			layer := layerBytes(3 << 20)
+			up.push("app", "1", layer)
+			d := digest.FromBytes(layer)
+			e := newEnv(t, up, envOpts{d: sd})
+			got, errs := readConcurrently(e, "app", d, 3)
+			for i := range got {
+				if errs[i] != nil || !bytes.Equal(got[i], layer) {
+					t.Errorf("reader %d: %d bytes, %v; want the %d bytes of the blob", i, len(got[i]), errs[i], len(layer))
+				}
+			}
+			checkNotStored(t, e, "app", d)
+			if !strings.Contains(e.logs.String(), errDiskFull.Error()) {
+				t.Errorf("storage's failure not logged:\n%s", e.logs)
+			}
+		})
 	}
 }
 
 // The same with bytes that do not match in the part storage took before
 // it gave up: the readers get an error, not an end.
 func TestBlobStorageFailsPartWayWrongBytes(t *testing.T) {
-	up := newFakeUpstream(t, "")
-	layer := layerBytes(3 << 20)
-	d := digest.FromBytes(layer)
-	bad := bytes.Clone(layer)
-	bad[1000] ^= 1
-	up.mu.Lock()
-	up.blobs[d] = bad
-	up.mu.Unlock()
-	e := newEnv(t, up, envOpts{d: fullAfter{Driver: inmemory.New(), limit: 1 << 20}})
-	_, errs := readConcurrently(e, "app", d, 3)
-	for i, err := range errs {
-		if err == nil || !strings.Contains(err.Error(), "not "+d.String()) {
-			t.Errorf("reader %d: %v, want a digest mismatch", i, err)
-		}
+	for name, sd := range drivers(t, 1<<20) {
+		t.Run(name, func(t *testing.T) {
+			up := newFakeUpstream(t, "")
+			layer := layerBytes(3 << 20)
+			d := digest.FromBytes(layer)
+			bad := bytes.Clone(layer)
+			bad[1000] ^= 1
+			up.mu.Lock()
+			up.blobs[d] = bad
+			up.mu.Unlock()
+			e := newEnv(t, up, envOpts{d: sd})
+			_, errs := readConcurrently(e, "app", d, 3)
+			for i, err := range errs {
+				if err == nil || !strings.Contains(err.Error(), "not "+d.String()) {
+					t.Errorf("reader %d: %v, want a digest mismatch", i, err)
+				}
+			}
+			checkNotStored(t, e, "app", d)
+		})
 	}
-	checkNotStored(t, e, "app", d)
 }
 
 // Wrong bytes while storage takes them all: storage's running hash finds
 // it, the readers get an error and nothing is committed.
 func TestBlobWrongBytesNothingCommitted(t *testing.T) {
-	up := newFakeUpstream(t, "")
-	layer := layerBytes(2 << 20)
-	d := digest.FromBytes(layer)
-	bad := bytes.Clone(layer)
-	bad[len(bad)-1] ^= 1
-	up.mu.Lock()
-	up.blobs[d] = bad
-	up.mu.Unlock()
-	e := newEnv(t, up, envOpts{})
-	_, errs := readConcurrently(e, "app", d, 3)
-	for i, err := range errs {
-		if err == nil || !strings.Contains(err.Error(), "not "+d.String()) {
-			t.Errorf("reader %d: %v, want a digest mismatch", i, err)
-		}
+	for name, sd := range drivers(t, 0) {
+		t.Run(name, func(t *testing.T) {
+			up := newFakeUpstream(t, "")
+			layer := layerBytes(2 << 20)
+			d := digest.FromBytes(layer)
+			bad := bytes.Clone(layer)
+			bad[len(bad)-1] ^= 1
+			up.mu.Lock()
+			up.blobs[d] = bad
+			up.mu.Unlock()
+			e := newEnv(t, up, envOpts{d: sd})
+			_, errs := readConcurrently(e, "app", d, 3)
+			for i, err := range errs {
+				if err == nil || !strings.Contains(err.Error(), "not "+d.String()) {
+					t.Errorf("reader %d: %v, want a digest mismatch", i, err)
+				}
+			}
+			checkNotStored(t, e, "app", d)
+		})
 	}
-	checkNotStored(t, e, "app", d)
 }
 
 // A sha512 blob is hashed by the fetch itself (storage's running hash is
 // sha256): right bytes are read and stored, wrong ones are refused.
 func TestBlobSHA512(t *testing.T) {
-	up := newFakeUpstream(t, "")
-	layer := layerBytes(1 << 20)
-	good := digest.SHA512.FromBytes(layer)
-	wrong := digest.SHA512.FromString("other")
-	up.mu.Lock()
-	up.blobs[good] = layer
-	up.blobs[wrong] = layer
-	up.mu.Unlock()
-	e := newEnv(t, up, envOpts{})
-	got, errs := readConcurrently(e, "app", good, 2)
-	for i := range got {
-		if errs[i] != nil || !bytes.Equal(got[i], layer) {
-			t.Errorf("reader %d of the sha512 blob: %d bytes, %v", i, len(got[i]), errs[i])
-		}
+	for name, sd := range drivers(t, 0) {
+		t.Run(name, func(t *testing.T) {
+			up := newFakeUpstream(t, "")
+			layer := layerBytes(1 << 20)
+			good := digest.SHA512.FromBytes(layer)
+			wrong := digest.SHA512.FromString("other")
+			up.mu.Lock()
+			up.blobs[good] = layer
+			up.blobs[wrong] = layer
+			up.mu.Unlock()
+			e := newEnv(t, up, envOpts{d: sd})
+			got, errs := readConcurrently(e, "app", good, 2)
+			for i := range got {
+				if errs[i] != nil || !bytes.Equal(got[i], layer) {
+					t.Errorf("reader %d of the sha512 blob: %d bytes, %v", i, len(got[i]), errs[i])
+				}
+			}
+			repo, _ := e.reg.Repository("app")
+			if desc, err := repo.StatBlob(context.Background(), good); err != nil || desc.Size != int64(len(layer)) {
+				t.Errorf("sha512 blob not stored: %+v, %v", desc, err)
+			}
+			if _, errs := readConcurrently(e, "app", wrong, 2); errs[0] == nil || errs[1] == nil {
+				t.Errorf("wrong bytes for a sha512 digest read without an error: %v", errs)
+			}
+			checkNotStored(t, e, "app", wrong)
+		})
 	}
-	repo, _ := e.reg.Repository("app")
-	if desc, err := repo.StatBlob(context.Background(), good); err != nil || desc.Size != int64(len(layer)) {
-		t.Errorf("sha512 blob not stored: %+v, %v", desc, err)
-	}
-	if _, errs := readConcurrently(e, "app", wrong, 2); errs[0] == nil || errs[1] == nil {
-		t.Errorf("wrong bytes for a sha512 digest read without an error: %v", errs)
-	}
-	checkNotStored(t, e, "app", wrong)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -225,9 +226,24 @@ func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (
 	return h, nil
 }
 
+// OpenData opens the upload's data read-only when the driver's files are
+// local (driver.LocalFiler), or returns nil when they are not. The file
+// follows Append: Append reads more from its reader only once the bytes
+// of the previous read are written, and a LocalFiler's writes are in the
+// file when they return, so a caller that feeds Append can let others
+// read what it fed so far from this file without a copy of its own.
+func (u *Upload) OpenData() (*os.File, error) {
+	lf, ok := u.repo.reg.d.(driver.LocalFiler)
+	if !ok {
+		return nil, nil
+	}
+	return lf.LocalFile(u.dataPath())
+}
+
 // Append streams from into the upload, hashing as it goes, and returns
 // the number of bytes written. On an error the bytes written so far stay
-// (Size tells how many); the upload can be resumed from there.
+// (Size tells how many); the upload can be resumed from there. from is
+// read again only once what the previous read returned is written.
 func (u *Upload) Append(ctx context.Context, from io.Reader) (int64, error) {
 	if err := u.repo.reg.writable(); err != nil {
 		return 0, err

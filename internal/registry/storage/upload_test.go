@@ -9,6 +9,7 @@ import (
 	"encoding"
 	"errors"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -387,6 +388,66 @@ func TestUploadDigest(t *testing.T) {
 		}
 		if _, err := u.Commit(ctx, digest.FromBytes(data), size); err != nil {
 			t.Errorf("Commit after a failed append: %v", err)
+		}
+	})
+}
+
+// fedReader hands out src in pieces and, before each read, checks that
+// the data file OpenData opened holds what it handed out so far.
+type fedReader struct {
+	t    *testing.T
+	src  []byte
+	off  int
+	data *os.File
+}
+
+func (r *fedReader) Read(p []byte) (int, error) {
+	if fi, err := r.data.Stat(); err != nil || fi.Size() != int64(r.off) {
+		r.t.Errorf("data file before read at %d: %v, %v", r.off, fi.Size(), err)
+	}
+	if r.off == len(r.src) {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 100_000)], r.src[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// OpenData's file holds what Append was fed by the time Append reads
+// again (what the pull-through cache's readers rely on), and stays
+// readable after the upload is committed; a driver without local files
+// gives none.
+func TestUploadOpenData(t *testing.T) {
+	forEachDriver(t, Options{}, func(t *testing.T, reg *Registry) {
+		ctx := context.Background()
+		u, err := mustRepo(t, reg, "app").NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := u.OpenData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, local := reg.Driver().(driver.LocalFiler); !local {
+			if f != nil {
+				t.Fatal("OpenData opened a file on a driver without local files")
+			}
+			return
+		}
+		if f == nil {
+			t.Fatal("OpenData: no file on a driver with local files")
+		}
+		defer func() { _ = f.Close() }()
+		content := randomBytes(t, 1<<20+3)
+		if _, err := u.Append(ctx, &fedReader{t: t, src: content, data: f}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(content), int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+		if err != nil || !bytes.Equal(got, content) {
+			t.Errorf("data read after the commit: %d bytes, %v", len(got), err)
 		}
 	})
 }
