@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -231,5 +232,92 @@ func TestBlobSHA512(t *testing.T) {
 			}
 			checkNotStored(t, e, "app", wrong)
 		})
+	}
+}
+
+// On local storage the readers read the upload's data: no temporary file
+// is needed (the directory for them does not exist here), and the blob
+// is read and stored.
+func TestBlobReadFromUploadData(t *testing.T) {
+	up := newFakeUpstream(t, "")
+	layer := layerBytes(3 << 20)
+	up.push("app", "1", layer)
+	d := digest.FromBytes(layer)
+	e := newEnv(t, up, envOpts{d: drivers(t, 0)["filesystem"], tempDir: filepath.Join(t.TempDir(), "missing")})
+	got, errs := readConcurrently(e, "app", d, 3)
+	for i := range got {
+		if errs[i] != nil || !bytes.Equal(got[i], layer) {
+			t.Errorf("reader %d: %d bytes, %v", i, len(got[i]), errs[i])
+		}
+	}
+	repo, _ := e.reg.Repository("app")
+	if _, err := repo.StatBlob(context.Background(), d); err != nil {
+		t.Errorf("blob not stored: %v", err)
+	}
+}
+
+// heldWrites is a filesystem driver whose upload data writers hold their
+// second Write until release is closed, saying so on held.
+type heldWrites struct {
+	driver.Driver
+	driver.LocalFiler
+	held, release chan struct{}
+}
+
+func (d heldWrites) Writer(ctx context.Context, p string, appendTo bool) (driver.FileWriter, error) {
+	w, err := d.Driver.Writer(ctx, p, appendTo)
+	if err != nil || !strings.Contains(p, "/_uploads/") || !strings.HasSuffix(p, "/data") || !appendTo {
+		return w, err
+	}
+	return &heldWriter{FileWriter: w, d: d}, nil
+}
+
+type heldWriter struct {
+	driver.FileWriter
+	d      heldWrites
+	writes int
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if w.writes == 2 {
+		close(w.d.held)
+		<-w.d.release
+	}
+	return w.FileWriter.Write(p)
+}
+
+// The readers of the upload's data are never let past what storage has
+// written: while storage holds a read of the body unwritten, they may
+// read no further than the data file's end.
+func TestBlobReadersStayBehindStorage(t *testing.T) {
+	up := newFakeUpstream(t, "")
+	layer := layerBytes(5 << 20)
+	up.push("app", "1", layer)
+	d := digest.FromBytes(layer)
+	fs := drivers(t, 0)["filesystem"]
+	hd := heldWrites{Driver: fs, LocalFiler: fs.(driver.LocalFiler), held: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, up, envOpts{d: hd})
+	rc, _, err := e.cache.FetchBlob(context.Background(), "app", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	<-hd.held
+	f := rc.(*fetchReader).f
+	f.mu.Lock()
+	written, file := f.written, f.file
+	f.mu.Unlock()
+	fi, err := file.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if written == 0 || written > fi.Size() {
+		t.Errorf("readers may read %d bytes; storage's data file holds %d", written, fi.Size())
+	}
+	close(hd.release)
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, layer) {
+		t.Errorf("read %d bytes, %v", len(got), err)
 	}
 }
