@@ -58,6 +58,7 @@ type options struct {
 	layers, repos        int
 	gcBlobs, gcManifests int
 	gcRepos              int
+	upstreamRate         float64 // proxy: MB/s each way to the upstream; 0 = direct
 }
 
 // Registry keys accepted by -registries, in the order they run.
@@ -107,6 +108,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
 	fs.IntVar(&o.gcManifests, "gc-manifests", 10_000, "scale: manifests of the gc data")
 	fs.IntVar(&o.gcRepos, "gc-repos", 1_000, "scale: repositories of the gc data")
+	fs.Float64Var(&o.upstreamRate, "upstream-rate", 0, "proxy: MB/s each way between the upstream and its clients (the direct pull and the caches), through a pacing relay on 127.0.0.1, as a network link; 0 = no relay")
 	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked), the manifest GET load, the image push and pull (scale suite) and the proxy pulls to this dir")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -147,6 +149,9 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	}
 	if o.gcBlobs < 0 || o.gcManifests < 1 || o.gcRepos < 1 || o.gcRepos > o.gcManifests || (o.gcBlobs > 0 && o.gcBlobs < 4*o.gcManifests) {
 		return o, errors.New("-gc-blobs must be 0 or at least 4x -gc-manifests, and -gc-repos 1..-gc-manifests")
+	}
+	if !(o.upstreamRate >= 0 && o.upstreamRate <= 100_000) {
+		return o, errors.New("-upstream-rate must be 0 (no relay) or MB/s up to 100000")
 	}
 	for _, k := range strings.Split(*regs, ",") {
 		k = strings.TrimSpace(k)

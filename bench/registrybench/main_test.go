@@ -200,12 +200,19 @@ func TestParseFlags(t *testing.T) {
 	if p, err := parseFlags([]string{"-suite", "proxy"}, io.Discard); err != nil || p.suite != "proxy" {
 		t.Errorf("-suite proxy: %q, %v", p.suite, err)
 	}
+	if p, err := parseFlags([]string{"-suite", "proxy", "-upstream-rate", "125"}, io.Discard); err != nil || p.upstreamRate != 125 {
+		t.Errorf("-upstream-rate 125: %v, %v", p.upstreamRate, err)
+	}
+	if o.upstreamRate != 0 {
+		t.Errorf("default -upstream-rate %v, want 0 (no relay)", o.upstreamRate)
+	}
 	if o.size != 64<<20 || o.chunk != 16<<20 || o.rssSize != 4<<30 || o.tags != 10_000 || o.clients != 32 {
 		t.Errorf("options %+v", o)
 	}
 	for _, args := range [][]string{
 		{"-size", "1K"}, {"-size", "32GiB"}, {"-chunk", "1K"}, {"-rss-size", "-1"}, {"-tags", "-1"},
 		{"-clients", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-d", "1h"}, {"-registries", "zot"}, {"extra"}, {"-suite", "mirror"},
+		{"-upstream-rate", "-1"}, {"-upstream-rate", "NaN"}, {"-upstream-rate", "fast"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			if _, err := parseFlags(args, io.Discard); err == nil {
@@ -313,6 +320,11 @@ func TestProxyTargets(t *testing.T) {
 	if r := b.proxyTargets(); r[1].verdict != "met" || r[2].verdict != "reported" {
 		t.Errorf("cold 910 vs direct 1000 (time 1.099x): %s; v3 with both: %s", r[1].verdict, r[2].verdict)
 	}
+	b.o.upstreamRate = 125
+	if r := b.proxyTargets(); r[0].verdict != "reported" || r[1].verdict != "met" {
+		t.Errorf("with a paced upstream: warm %s, want reported; cold %s, want met", r[0].verdict, r[1].verdict)
+	}
+	b.o.upstreamRate = 0
 	b.proxy = nil
 	for _, r := range b.proxyTargets() {
 		if r.verdict != "not measured" {

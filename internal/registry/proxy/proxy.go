@@ -63,7 +63,9 @@ type Options struct {
 	// Interval is how often expiry and the size cap are enforced and the
 	// state is saved (default 1m).
 	Interval time.Duration
-	// TempDir holds blobs while they are fetched (default os.TempDir()).
+	// TempDir holds blobs while they are fetched when the readers cannot
+	// read storage's own copy (storage whose files are not local, or that
+	// gave up part way) (default os.TempDir()).
 	TempDir string
 	// Now is the clock (tests).
 	Now func() time.Time

@@ -196,12 +196,16 @@ type envOpts struct {
 	maxSize int64
 	d       driver.Driver
 	creds   bool
+	tempDir string // default: a new empty directory
 }
 
 func newEnv(t *testing.T, up *fakeUpstream, o envOpts) *env {
 	t.Helper()
 	if o.d == nil {
 		o.d = inmemory.New()
+	}
+	if o.tempDir == "" {
+		o.tempDir = t.TempDir()
 	}
 	reg := storage.New(o.d, storage.Options{})
 	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -212,7 +216,7 @@ func newEnv(t *testing.T, up *fakeUpstream, o envOpts) *env {
 	}
 	c, err := New(context.Background(), Options{Registry: reg, Upstreams: []Upstream{u}, MaxSize: o.maxSize,
 		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    clk.now, TempDir: t.TempDir()})
+		Now:    clk.now, TempDir: o.tempDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -192,6 +193,19 @@ func (u *Upload) Size() int64 { return u.size }
 // StartedAt returns when the upload started.
 func (u *Upload) StartedAt() time.Time { return u.startedAt }
 
+// Digest returns the sha256 digest of the upload's first Size bytes, as
+// Append computed it while writing them, so a caller that streams a blob
+// through Append need not hash it again. ok is false when the upload
+// holds no running hash (an Append failed, or the upload was resumed
+// without a saved state matching its data): only the data can tell then.
+// Commit checks the digest whatever this returns.
+func (u *Upload) Digest() (d digest.Digest, ok bool) {
+	if u.h == nil {
+		return "", false
+	}
+	return digest.NewDigest(digest.SHA256, u.h), true
+}
+
 // rehash computes alg over the upload's data by streaming it back.
 func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (hash.Hash, error) {
 	h := alg.Hash()
@@ -212,9 +226,24 @@ func (u *Upload) rehash(ctx context.Context, alg digest.Algorithm, size int64) (
 	return h, nil
 }
 
+// OpenData opens the upload's data read-only when the driver's files are
+// local (driver.LocalFiler), or returns nil when they are not. The file
+// follows Append: Append reads more from its reader only once the bytes
+// of the previous read are written, and a LocalFiler's writes are in the
+// file when they return, so a caller that feeds Append can let others
+// read what it fed so far from this file without a copy of its own.
+func (u *Upload) OpenData() (*os.File, error) {
+	lf, ok := u.repo.reg.d.(driver.LocalFiler)
+	if !ok {
+		return nil, nil
+	}
+	return lf.LocalFile(u.dataPath())
+}
+
 // Append streams from into the upload, hashing as it goes, and returns
 // the number of bytes written. On an error the bytes written so far stay
-// (Size tells how many); the upload can be resumed from there.
+// (Size tells how many); the upload can be resumed from there. from is
+// read again only once what the previous read returned is written.
 func (u *Upload) Append(ctx context.Context, from io.Reader) (int64, error) {
 	if err := u.repo.reg.writable(); err != nil {
 		return 0, err

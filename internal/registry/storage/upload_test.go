@@ -7,10 +7,13 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding"
+	"errors"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/filesystem"
@@ -345,6 +348,106 @@ func TestUploadWrongHashState(t *testing.T) {
 		dg := digest.FromBytes(content)
 		if _, err := u2.Commit(ctx, dg, int64(len(content))); err != nil {
 			t.Fatalf("Commit with a wrong saved state: %v", err)
+		}
+	})
+}
+
+// Digest is the running sha256 of what Append wrote, across appends, and
+// says it does not know once an Append failed.
+func TestUploadDigest(t *testing.T) {
+	forEachDriver(t, Options{}, func(t *testing.T, reg *Registry) {
+		ctx := context.Background()
+		r := mustRepo(t, reg, "app")
+		content := randomBytes(t, 2<<20+5)
+		u, err := r.NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := u.Digest(); !ok || d != digest.FromBytes(nil) {
+			t.Errorf("empty upload: Digest = %s, %v", d, ok)
+		}
+		for _, part := range [][]byte{content[:1<<20], content[1<<20:]} {
+			if _, err := u.Append(ctx, bytes.NewReader(part)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d, ok := u.Digest(); !ok || d != digest.FromBytes(content) {
+			t.Errorf("after two appends: Digest = %s, %v; want %s", d, ok, digest.FromBytes(content))
+		}
+		if _, err := u.Append(ctx, io.MultiReader(bytes.NewReader(content[:10]), iotest.ErrReader(errors.New("body broke")))); err == nil {
+			t.Fatal("an append whose reader failed succeeded")
+		}
+		if d, ok := u.Digest(); ok {
+			t.Errorf("after a failed append: Digest = %s, true; want unknown", d)
+		}
+		// Commit still finds out from the data.
+		size := u.Size()
+		data, err := reg.Driver().GetContent(ctx, uploadDir("app", u.ID())+"/data")
+		if err != nil || int64(len(data)) != size {
+			t.Fatalf("upload data: %d bytes, %v; size %d", len(data), err, size)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(data), size); err != nil {
+			t.Errorf("Commit after a failed append: %v", err)
+		}
+	})
+}
+
+// fedReader hands out src in pieces and, before each read, checks that
+// the data file OpenData opened holds what it handed out so far.
+type fedReader struct {
+	t    *testing.T
+	src  []byte
+	off  int
+	data *os.File
+}
+
+func (r *fedReader) Read(p []byte) (int, error) {
+	if fi, err := r.data.Stat(); err != nil || fi.Size() != int64(r.off) {
+		r.t.Errorf("data file before read at %d: %v, %v", r.off, fi.Size(), err)
+	}
+	if r.off == len(r.src) {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 100_000)], r.src[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// OpenData's file holds what Append was fed by the time Append reads
+// again (what the pull-through cache's readers rely on), and stays
+// readable after the upload is committed; a driver without local files
+// gives none.
+func TestUploadOpenData(t *testing.T) {
+	forEachDriver(t, Options{}, func(t *testing.T, reg *Registry) {
+		ctx := context.Background()
+		u, err := mustRepo(t, reg, "app").NewUpload(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := u.OpenData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, local := reg.Driver().(driver.LocalFiler); !local {
+			if f != nil {
+				t.Fatal("OpenData opened a file on a driver without local files")
+			}
+			return
+		}
+		if f == nil {
+			t.Fatal("OpenData: no file on a driver with local files")
+		}
+		defer func() { _ = f.Close() }()
+		content := randomBytes(t, 1<<20+3)
+		if _, err := u.Append(ctx, &fedReader{t: t, src: content, data: f}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Commit(ctx, digest.FromBytes(content), int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+		if err != nil || !bytes.Equal(got, content) {
+			t.Errorf("data read after the commit: %d bytes, %v", len(got), err)
 		}
 	})
 }

@@ -96,7 +96,9 @@ type Redirector interface {
 // LocalFiler is implemented by drivers whose files are local, so callers can
 // serve them with sendfile (http.ServeContent or io.Copy to a TCP conn).
 type LocalFiler interface {
-	// LocalFile opens path read-only. The caller closes it.
+	// LocalFile opens path read-only. The caller closes it. What a
+	// Writer of path writes is in the file when its Write returns (the
+	// writer keeps no buffer), so LocalFile's readers see it then.
 	LocalFile(path string) (*os.File, error)
 }
 
