@@ -92,8 +92,8 @@ func (e *ManifestUnreadableError) Unwrap() error { return e.Err }
 // a dry run too.
 func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) {
 	// The phases below run their storage calls from gcWorkers goroutines
-	// (each phase finishes before the next begins), so the callbacks are
-	// serialised here.
+	// (gcDeleteWorkers for removals; each phase finishes before the next
+	// begins), so the callbacks are serialised here.
 	var mu sync.Mutex
 	progress := func(format string, args ...any) {
 		if opts.Progress != nil {
