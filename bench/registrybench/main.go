@@ -109,7 +109,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.gcManifests, "gc-manifests", 10_000, "scale: manifests of the gc data")
 	fs.IntVar(&o.gcRepos, "gc-repos", 1_000, "scale: repositories of the gc data")
 	fs.Float64Var(&o.upstreamRate, "upstream-rate", 0, "proxy: MB/s each way between the upstream and its clients (the direct pull and the caches), through a pacing relay on 127.0.0.1, as a network link; 0 = no relay")
-	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked), the manifest GET load, the image push and pull (scale suite) and the proxy pulls to this dir")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked), the manifest GET load, the image push and pull (scale suite) and the proxy pulls, and of each gatehouse gc run (gc-N.pprof), to this dir")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -224,6 +224,11 @@ func (b *bench) runGC(ctx context.Context, v3 string) error {
 	}
 	b.gcData = data
 	b.gcRuns = map[string][]gcRun{}
+	if b.o.pprofDir != "" {
+		if err := os.MkdirAll(b.o.pprofDir, 0o750); err != nil {
+			return err
+		}
+	}
 	config := func(root string) (string, error) {
 		cfg := filepath.Join(filepath.Dir(root), "config.yml")
 		y := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:0\n", root)
@@ -268,7 +273,11 @@ func (b *bench) runGC(ctx context.Context, v3 string) error {
 			var run gcRun
 			if k == keyGatehouseGC {
 				run = runOn(fmt.Sprintf("gatehouse gc (round %d)", round+1), true, func(_, cfg string) []string {
-					return []string{b.gate, "gc", cfg, "--quiet", "--i-know-registry-is-read-only"}
+					argv := []string{b.gate, "gc", cfg, "--quiet", "--i-know-registry-is-read-only"}
+					if b.o.pprofDir != "" {
+						argv = append(argv, "--cpuprofile", filepath.Join(b.o.pprofDir, fmt.Sprintf("gc-%d.pprof", round+1)))
+					}
+					return argv
 				}, nil)
 			} else {
 				run = runOn(fmt.Sprintf("registry-v3 garbage-collect (round %d)", round+1), true, func(_, cfg string) []string {

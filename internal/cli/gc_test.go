@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,4 +120,40 @@ func TestGCCommand(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, errOut)
 		}
 	})
+}
+
+// TestGCProfiles runs gc with the hidden profiling flags: both files must
+// be profiles go tool pprof reads, of the kind asked for, and --help must
+// not mention the flags.
+func TestGCProfiles(t *testing.T) {
+	cfg, blob := gcSetup(t, true)
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
+	code, out, errOut := runMain(t, "", "gc", "--cpuprofile", cpu, "--memprofile", mem, cfg)
+	if code != 0 || !strings.Contains(out, "deleted: 1 blobs") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(blob); !os.IsNotExist(err) {
+		t.Errorf("orphan blob still there: %v", err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool pprof reads the profiles: %v", err)
+	}
+	for file, kind := range map[string]string{cpu: "Type: cpu", mem: "Type: inuse_space"} {
+		top, err := exec.Command(goBin, "tool", "pprof", "-top", file).CombinedOutput() //nolint:gosec // the test's own files
+		if err != nil || !strings.Contains(string(top), kind) {
+			t.Errorf("go tool pprof -top %s: %v, want %q in:\n%s", filepath.Base(file), err, kind, top)
+		}
+	}
+
+	code, help, _ := runMain(t, "", "gc", "--help")
+	if code != 0 || !strings.Contains(help, "--dry-run") {
+		t.Fatalf("gc --help: exit %d, %q", code, help)
+	}
+	for _, flag := range []string{"cpuprofile", "memprofile"} {
+		if strings.Contains(help, flag) {
+			t.Errorf("gc --help mentions the hidden flag %s:\n%s", flag, help)
+		}
+	}
 }

@@ -92,8 +92,8 @@ func (e *ManifestUnreadableError) Unwrap() error { return e.Err }
 // a dry run too.
 func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) {
 	// The phases below run their storage calls from gcWorkers goroutines
-	// (each phase finishes before the next begins), so the callbacks are
-	// serialised here.
+	// (gcDeleteWorkers for removals; each phase finishes before the next
+	// begins), so the callbacks are serialised here.
 	var mu sync.Mutex
 	progress := func(format string, args ...any) {
 		if opts.Progress != nil {
@@ -251,7 +251,7 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 		return res, fmt.Errorf("gc: list repositories: %w", err)
 	}
 	linkedIn := make(map[digest.Digest][]string)
-	err = forEach(ctx, len(layerRepos), func(i int) error {
+	err = forEachN(ctx, gcDeleteWorkers, len(layerRepos), func(i int) error {
 		removed, err := removeLayerLinks(ctx, d, layerRepos[i], swept, opts.DryRun)
 		mu.Lock()
 		res.LayerLinksRemoved += len(removed)
@@ -268,7 +268,7 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 		return res, fmt.Errorf("gc: %w", err)
 	}
 	if !opts.DryRun {
-		err := forEach(ctx, len(sweepDirs), func(i int) error {
+		err := forEachN(ctx, gcDeleteWorkers, len(sweepDirs), func(i int) error {
 			if err := d.Delete(ctx, sweepDirs[i]); err != nil && !driver.IsNotFound(err) {
 				return err
 			}
@@ -306,16 +306,29 @@ func isNotDir(ctx context.Context, d driver.Driver, p string) bool {
 // waits, even on two cores.
 const gcWorkers = 8
 
+// gcDeleteWorkers is how many removals GC keeps in flight. On a
+// filesystem mounted with online discard (ext4's discard option), freeing
+// a file's block waits for the device to discard it, inside unlink or the
+// close that drops the last reference: the removals mostly wait, and more
+// of them in flight overlap the waits. At 100,000 blobs, 32 took gc from
+// 18.7 to 14.8 s against 8 (64: 15.3 s), for 3 MiB more peak RSS.
+const gcDeleteWorkers = 32
+
 // forEach calls f(0) ... f(n-1) from gcWorkers goroutines and returns the
 // first error (the calls not yet started are then skipped).
 func forEach(ctx context.Context, n int, f func(i int) error) error {
+	return forEachN(ctx, gcWorkers, n, f)
+}
+
+// forEachN is forEach with workers goroutines.
+func forEachN(ctx context.Context, workers, n int, f func(i int) error) error {
 	var (
 		next  atomic.Int64
 		mu    sync.Mutex
 		first error
 		wg    sync.WaitGroup
 	)
-	for range min(gcWorkers, n) {
+	for range min(workers, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)

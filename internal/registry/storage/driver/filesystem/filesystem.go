@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -389,6 +390,52 @@ func (f fileInfo) Size() int64 {
 func (f fileInfo) ModTime() time.Time { return f.fi.ModTime() }
 func (f fileInfo) IsDir() bool        { return f.fi.IsDir() }
 
+// walkInfo is what Walk hands its callback: the entry's path and type as
+// the directory read gave them. Most walks only look at the path and
+// whether it is a directory, so the lstat(2) that Size and ModTime need is
+// made on the first call to one of them, not for every entry.
+type walkInfo struct {
+	p    string
+	e    fs.DirEntry
+	once sync.Once
+	fi   fs.FileInfo
+}
+
+// info returns the entry's lstat, or nil if it is gone (removed after the
+// directory was read).
+func (w *walkInfo) info() fs.FileInfo {
+	w.once.Do(func() {
+		if fi, err := w.e.Info(); err == nil {
+			w.fi = fi
+		}
+	})
+	return w.fi
+}
+
+func (w *walkInfo) Path() string { return w.p }
+func (w *walkInfo) IsDir() bool  { return w.e.IsDir() }
+
+// Size is 0 for a directory, and for an entry removed since it was listed.
+func (w *walkInfo) Size() int64 {
+	if w.e.IsDir() {
+		return 0
+	}
+	if fi := w.info(); fi != nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// ModTime of an entry removed since it was listed is the time of the
+// call: such an entry looks new, so that no janitor takes it for old
+// debris.
+func (w *walkInfo) ModTime() time.Time {
+	if fi := w.info(); fi != nil {
+		return fi.ModTime()
+	}
+	return time.Now()
+}
+
 // Stat implements driver.Driver.
 func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
 	fp, err := d.resolve(ctx, p)
@@ -459,10 +506,7 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 	if p == "/" {
 		return &driver.InvalidPathError{Path: p, Driver: Name, Reason: "refusing to delete the root"}
 	}
-	if _, err := os.Lstat(fp); err != nil {
-		return d.wrap(p, err)
-	}
-	if err := os.RemoveAll(fp); err != nil {
+	if err := removeTree(fp); err != nil {
 		return d.wrap(p, err)
 	}
 	return nil
@@ -500,21 +544,15 @@ func (d *Driver) walk(ctx context.Context, p, fp string, fn driver.WalkFn) error
 			continue
 		}
 		cp, cfp := path.Join(p, e.Name()), filepath.Join(fp, e.Name())
-		fi, err := e.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return d.wrap(cp, err)
-		}
-		err = fn(fileInfo{p: cp, fi: fi})
-		if fi.IsDir() && errors.Is(err, driver.ErrSkipDir) {
+		isDir := e.IsDir()
+		err = fn(&walkInfo{p: cp, e: e})
+		if isDir && errors.Is(err, driver.ErrSkipDir) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
+		if isDir {
 			if err := d.walk(ctx, cp, cfp, fn); err != nil {
 				return err
 			}
