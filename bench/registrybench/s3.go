@@ -75,6 +75,9 @@ func s3Keys(registries []string) []string {
 	return keys
 }
 
+// s3Bucket is the bucket of a registry.
+func s3Bucket(key string) string { return "bench-" + key }
+
 // s3StorageYAML returns a storage section's keys (indented by 2) for a
 // registry on bucket of m under root, with the blob descriptor cache
 // cache (redis or inmemory) and redirects on or off.
@@ -121,7 +124,11 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 	}
 	var err error
 	b.logf("starting MinIO and redis-server")
-	if b.minio, err = benchenv.StartMinIO(ctx, filepath.Join(b.tmp, "minio"), keys...); err != nil {
+	var buckets []string
+	for _, k := range keys {
+		buckets = append(buckets, s3Bucket(k))
+	}
+	if b.minio, err = benchenv.StartMinIO(ctx, filepath.Join(b.tmp, "minio"), buckets...); err != nil {
 		return err
 	}
 	b.procs = append(b.procs, b.minio.Process)
@@ -143,10 +150,10 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 		p := &s3Pair{}
 		pairs[k] = p
 		b.logf("%s on S3: starting", titles[k])
-		if p.main, r.err = b.s3Start(ctx, k, tools[k], "s3-"+k, k, s3Root, true, false); r.err != nil {
+		if p.main, r.err = b.s3Start(ctx, k, tools[k], "s3-"+k, s3Bucket(k), s3Root, true, false); r.err != nil {
 			continue
 		}
-		p.alt, r.err = b.s3Start(ctx, k, tools[k], "s3-"+k+"-alt", k, s3Root, false, true)
+		p.alt, r.err = b.s3Start(ctx, k, tools[k], "s3-"+k+"-alt", s3Bucket(k), s3Root, false, true)
 	}
 	each := func(round int, phase string, f func(k string, p *s3Pair, r *s3Result) error) {
 		for i := range keys {
@@ -313,7 +320,7 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 func (b *bench) measureS3RSS(ctx context.Context) error {
 	b.logf("digest of the %s RSS blob", benchenv.MiB(b.o.rssSize))
 	digest := genDigest(s3SeedRSS, b.o.rssSize)
-	s, err := b.s3Start(ctx, keyGatehouse, "", "s3-rss", keyGatehouse, s3RSSRoot, true, false)
+	s, err := b.s3Start(ctx, keyGatehouse, "", "s3-rss", s3Bucket(keyGatehouse), s3RSSRoot, true, false)
 	if err != nil {
 		return err
 	}
