@@ -6,7 +6,8 @@
 // machine's durable write rate with dd, and prints a table with the
 // performance targets marked met or missed. Other suites (-suite) measure
 // a multi-layer image, the catalog, cold start, gc and storage check
-// (scale, gc) and pulls through a pull-through cache (proxy).
+// (scale, gc), pulls through a pull-through cache (proxy), and Gatehouse
+// beside registry v3.1.2 on S3 (MinIO) with a Redis cache (s3).
 //
 //	go run ./bench/registrybench                      # full run: 1 GiB, 10,000 tags, 4 GiB RSS push
 //	go run ./bench/registrybench -size 256MiB -tags 1000 -rss-size 0 -d 5s
