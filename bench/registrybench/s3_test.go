@@ -70,27 +70,30 @@ func TestS3Config(t *testing.T) {
 
 func TestCheckRedirect(t *testing.T) {
 	const minio = "127.0.0.1:9000"
-	resp := func(code int, loc string) *http.Response {
+	// resp builds an answer without a body (nothing to close).
+	resp := func(code int, loc string) http.Response {
 		h := http.Header{}
 		if loc != "" {
 			h.Set("Location", loc)
 		}
-		return &http.Response{StatusCode: code, Status: http.StatusText(code), Header: h}
+		return http.Response{StatusCode: code, Status: http.StatusText(code), Header: h, Body: http.NoBody}
 	}
 	for _, tc := range []struct {
 		name string
-		resp *http.Response
+		code int
+		loc  string
 		want string // "" = an error
 	}{
-		{"to MinIO", resp(307, "http://127.0.0.1:9000/b/k?X-Amz-Signature=s"), "http://127.0.0.1:9000/b/k?X-Amz-Signature=s"},
-		{"no redirect", resp(200, ""), ""},
-		{"302", resp(302, "http://127.0.0.1:9000/b/k"), ""},
-		{"elsewhere", resp(307, "http://127.0.0.1:5000/b/k"), ""},
-		{"relative", resp(307, "/b/k"), ""},
-		{"https", resp(307, "https://127.0.0.1:9000/b/k"), ""},
+		{"to MinIO", 307, "http://127.0.0.1:9000/b/k?X-Amz-Signature=s", "http://127.0.0.1:9000/b/k?X-Amz-Signature=s"},
+		{"no redirect", 200, "", ""},
+		{"302", 302, "http://127.0.0.1:9000/b/k", ""},
+		{"elsewhere", 307, "http://127.0.0.1:5000/b/k?X-Amz-Signature=s", ""},
+		{"relative", 307, "/b/k", ""},
+		{"https", 307, "https://127.0.0.1:9000/b/k", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := checkRedirect(tc.resp, minio)
+			r := resp(tc.code, tc.loc)
+			got, err := checkRedirect(&r, minio)
 			if (err != nil) != (tc.want == "") || got != tc.want {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			}
@@ -102,10 +105,12 @@ func TestCheckRedirect(t *testing.T) {
 	if got := redactQuery("http://h/b/k?X-Amz-Signature=abc"); got != "http://h/b/k?..." {
 		t.Errorf("redactQuery: %q", got)
 	}
-	if got := redirectNote(resp(307, "http://h/k?sig=1")); !strings.Contains(got, "http://h/k?...") || strings.Contains(got, "sig=1") {
+	r := resp(307, "http://h/k?sig=1")
+	if got := redirectNote(&r); !strings.Contains(got, "http://h/k?...") || strings.Contains(got, "sig=1") {
 		t.Errorf("redirectNote: %q", got)
 	}
-	if got := redirectNote(resp(404, "")); got != "" {
+	r = resp(404, "")
+	if got := redirectNote(&r); got != "" {
 		t.Errorf("redirectNote of a 404: %q", got)
 	}
 }
