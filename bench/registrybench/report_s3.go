@@ -16,7 +16,7 @@ func perPushed(cs []benchenv.MinIOCounters, pushed int64) string {
 	var rx, wr []float64
 	for _, c := range cs {
 		rx = append(rx, float64(c.Received)/float64(pushed))
-		wr = append(wr, float64(c.Written)/float64(pushed))
+		wr = append(wr, float64(c.Written())/float64(pushed))
 	}
 	return fmt.Sprintf("%.2f / %.2f", median(rx), median(wr))
 }
@@ -80,7 +80,7 @@ func (b *bench) reportS3(w io.Writer) {
 	row("MinIO received / wrote per pushed byte, chunks", func(r *s3Result) string { return perPushed(r.chunkIO, b.o.size) })
 	row("MinIO received / wrote per pushed byte, image", func(r *s3Result) string { return perPushed(r.imageIO, r.imageBytes) })
 	_, _ = fmt.Fprintf(w, "\nFigures are medians of %d rounds (range in brackets); the registries take turns in an order that rotates. "+
-		"Received: MinIO's minio_s3_traffic_received_bytes; wrote: write_bytes of MinIO's /proc/PID/io (server-side copies included).\n\n", b.o.runs)
+		"Received: MinIO's minio_api_requests_traffic_received_bytes (metrics v3); wrote: wchar of MinIO's /proc/PID/io less the bytes it sent (server-side copies included).\n\n", b.o.runs)
 	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
 	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
 	for _, t := range b.s3Targets() {

@@ -116,7 +116,7 @@ func TestCheckRedirect(t *testing.T) {
 }
 
 func TestPerPushed(t *testing.T) {
-	cs := []benchenv.MinIOCounters{{Received: 110, Written: 300}, {Received: 100, Written: 200}, {Received: 105, Written: 310}}
+	cs := []benchenv.MinIOCounters{{Received: 110, WChar: 301, Sent: 1}, {Received: 100, WChar: 200}, {Received: 105, WChar: 320, Sent: 10}}
 	if got := perPushed(cs, 100); got != "1.05 / 3.00" {
 		t.Errorf("perPushed %q", got)
 	}
