@@ -108,7 +108,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
 	fs.IntVar(&o.gcManifests, "gc-manifests", 10_000, "scale: manifests of the gc data")
 	fs.IntVar(&o.gcRepos, "gc-repos", 1_000, "scale: repositories of the gc data")
-	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked) and the manifest GET load to this dir")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked) and the manifest GET load to this dir (s3: also the pulls and the image pushes)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
