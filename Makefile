@@ -49,12 +49,15 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s; CI runs 3s)
 bench: ## Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-.PHONY: bench-registry bench-registry-scale bench-proxy bench-auth
+.PHONY: bench-registry bench-registry-scale bench-registry-s3 bench-proxy bench-auth
 bench-registry: ## registry beside registry v3.1.2 and docker-registry 2.8.2 (REGBENCH="-size 256MiB -tags 1000" for a quick run)
 	$(GO) run ./bench/registrybench $(REGBENCH)
 
 bench-registry-scale: ## 50-layer image, catalog, cold start, mixed load, gc and storage check at scale, beside v3.1.2 and 2.8.2 (REGBENCH="-repos 1000 -gc-blobs 10000 -gc-manifests 1000 -gc-repos 100" for a quick run)
 	$(GO) run ./bench/registrybench -suite scale $(REGBENCH)
+
+bench-registry-s3: ## on one MinIO with a Redis cache, beside v3.1.2: 1 GiB push and pull (with and without redirects), 50-layer image, manifest GET with and without Redis, RSS of a 4 GiB push (REGBENCH="-size 256MiB -rss-size 1GiB -runs 1" for a quick run)
+	$(GO) run ./bench/registrybench -suite s3 $(REGBENCH)
 
 bench-proxy: ## a 1 GiB image pulled directly and through a pull-through cache (cold, warm), v3.1.2 as a cache beside it (REGBENCH="-size 256MiB -runs 1" for a quick run)
 	$(GO) run ./bench/registrybench -suite proxy $(REGBENCH)

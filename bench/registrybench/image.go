@@ -146,7 +146,7 @@ func (t *target) pullImage(ctx context.Context, tag string, layers []layerSpec, 
 		}
 		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET layer: %s", resp.Status)
+			return fmt.Errorf("GET layer: %s%s", resp.Status, redirectNote(resp))
 		}
 		n, err := io.Copy(io.Discard, resp.Body)
 		if err != nil {

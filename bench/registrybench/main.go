@@ -6,7 +6,8 @@
 // machine's durable write rate with dd, and prints a table with the
 // performance targets marked met or missed. Other suites (-suite) measure
 // a multi-layer image, the catalog, cold start, gc and storage check
-// (scale, gc) and pulls through a pull-through cache (proxy).
+// (scale, gc), pulls through a pull-through cache (proxy), and Gatehouse
+// beside registry v3.1.2 on S3 (MinIO) with a Redis cache (s3).
 //
 //	go run ./bench/registrybench                      # full run: 1 GiB, 10,000 tags, 4 GiB RSS push
 //	go run ./bench/registrybench -size 256MiB -tags 1000 -rss-size 0 -d 5s
@@ -102,14 +103,14 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: go build ./cmd/gatehouse)")
 	fs.StringVar(&o.dir, "dir", "", "parent of the temp dir (default: the system temp dir); dd runs there too")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "give up after this long")
-	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check), proxy (a -size image pulled directly and through a pull-through cache, cold and warm) or all")
+	fs.StringVar(&o.suite, "suite", "core", "core (pushes, pull, manifest GET, tags list, RSS), scale (multi-layer image, catalog, cold start, mixed load, gc, storage check), gc (only gc and storage check), proxy (a -size image pulled directly and through a pull-through cache, cold and warm) s3 (Gatehouse and v3.1.2 on one MinIO with a Redis cache: pushes, pulls with and without redirects, a multi-layer image, manifest GET with and without Redis, RSS) or all")
 	fs.IntVar(&o.layers, "layers", 50, "scale: layers of the image (1 to 20 MiB each)")
 	fs.IntVar(&o.repos, "repos", 10_000, "scale: repositories for the catalog and the cold start")
 	fs.IntVar(&o.gcBlobs, "gc-blobs", 100_000, "scale: blobs of the gc data, half of them unreferenced; 0 skips gc and storage check")
 	fs.IntVar(&o.gcManifests, "gc-manifests", 10_000, "scale: manifests of the gc data")
 	fs.IntVar(&o.gcRepos, "gc-repos", 1_000, "scale: repositories of the gc data")
 	fs.Float64Var(&o.upstreamRate, "upstream-rate", 0, "proxy: MB/s each way between the upstream and its clients (the direct pull and the caches), through a pacing relay on 127.0.0.1, as a network link; 0 = no relay")
-	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked), the manifest GET load, the image push and pull (scale suite) and the proxy pulls, and of each gatehouse gc run (gc-N.pprof), to this dir")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of Gatehouse (from its debug server) during the pushes (monolithic and chunked), the manifest GET load, the image push and pull (scale suite) and the proxy pulls, and of each gatehouse gc run (gc-N.pprof), to this dir (s3 suite: also the pulls and the image pushes)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -141,8 +142,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	if o.timeout <= 0 {
 		return o, errors.New("-timeout must be positive")
 	}
-	if !slices.Contains([]string{"core", "scale", "gc", "proxy", "all"}, o.suite) {
-		return o, fmt.Errorf("-suite %q: want core, scale, gc, proxy or all", o.suite)
+	if !slices.Contains([]string{"core", "scale", "gc", "proxy", "s3", "all"}, o.suite) {
+		return o, fmt.Errorf("-suite %q: want core, scale, gc, proxy, s3 or all", o.suite)
 	}
 	if o.layers < 1 || o.layers > 500 || o.repos < 1 || o.repos > 1_000_000 {
 		return o, errors.New("-layers must be 1..500 and -repos 1..1000000")
@@ -161,6 +162,9 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 		if !slices.Contains(o.registries, k) {
 			o.registries = append(o.registries, k)
 		}
+	}
+	if o.suite == "s3" && len(s3Keys(o.registries)) == 0 {
+		return o, errors.New("-suite s3 runs gatehouse and v3: -registries must name at least one of them")
 	}
 	return o, nil
 }
@@ -238,6 +242,13 @@ type bench struct {
 	gcRuns    map[string][]gcRun
 
 	proxy *proxyResult
+
+	minio     *benchenv.MinIO
+	redis     *benchenv.Redis
+	s3        map[string]*s3Result
+	s3RSS     int64
+	s3RSSRate float64
+	s3RSSErr  error
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -268,6 +279,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	tools := map[string]string{}
 	for _, k := range b.o.registries {
+		if b.o.suite == "s3" && k == keyV2 {
+			continue // not part of the s3 suite
+		}
 		prog := map[string]string{keyV3: "registry-v3", keyV2: "docker-registry"}[k]
 		if prog == "" {
 			continue
@@ -304,6 +318,11 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.o.suite == "s3" || b.o.suite == "all" {
+		if err := b.runS3(ctx, tools); err != nil {
+			return err
+		}
+	}
 	b.report()
 	var failed []string
 	for _, k := range b.o.registries {
@@ -313,9 +332,15 @@ func (b *bench) run(ctx context.Context) error {
 		if r := b.scale[k]; r != nil && r.err != nil {
 			failed = append(failed, titles[k]+" (scale)")
 		}
+		if r := b.s3[k]; r != nil && r.err != nil {
+			failed = append(failed, titles[k]+" (s3)")
+		}
 	}
 	if b.rssErr != nil {
 		failed = append(failed, "the RSS push")
+	}
+	if b.s3RSSErr != nil {
+		failed = append(failed, "the S3 RSS push")
 	}
 	if b.proxy != nil && b.proxy.err != nil {
 		failed = append(failed, "the proxy suite")
@@ -534,6 +559,7 @@ type startSpec struct {
 	keep       bool   // leave the directory when stopped
 	noAuth     bool   // Gatehouse without auth (the reference registries never have it)
 	extra      string // YAML appended to the config (top-level keys)
+	storage    string // the storage section's keys, indented by 2, in place of filesystem, delete and (v3, 2.8.2) maintenance; "" = filesystem at root
 }
 
 func (b *bench) start(ctx context.Context, key, tool string, spec startSpec) (*started, error) {
@@ -591,17 +617,17 @@ func (b *bench) start(ctx context.Context, key, tool string, spec startSpec) (*s
     rootcertbundle: %q
 `, b.auth.URL()+"/auth", serviceName, issuerName, b.auth.CA)
 		}
+		storage := spec.storage
+		if storage == "" {
+			storage = fmt.Sprintf("  filesystem:\n    rootdirectory: %q\n%s  delete:\n    enabled: true\n", root, durable)
+		}
 		y := fmt.Sprintf(`version: 0.1
 log:
   level: info
 storage:
-  filesystem:
-    rootdirectory: %q
-%s  delete:
-    enabled: true
-http:
+%shttp:
   addr: %q
-%s%s%s%s`, root, durable, addr, debug, catalog, auth, spec.extra)
+%s%s%s%s`, storage, addr, debug, catalog, auth, spec.extra)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}
@@ -613,21 +639,18 @@ http:
 			}
 		}
 	default:
+		storage := spec.storage
+		if storage == "" {
+			storage = fmt.Sprintf("  filesystem:\n    rootdirectory: %q\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n", root)
+		}
 		y := fmt.Sprintf(`version: 0.1
 log:
   level: info
   formatter: text
 storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
+%shttp:
   addr: %q
-%s%s`, root, addr, catalog, spec.extra)
+%s%s`, storage, addr, catalog, spec.extra)
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			return nil, err
 		}

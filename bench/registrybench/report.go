@@ -191,6 +191,9 @@ func (b *bench) report() {
 	if b.proxy != nil {
 		b.reportProxy(b.out)
 	}
+	if b.s3 != nil {
+		b.reportS3(b.out)
+	}
 }
 
 func (b *bench) reportCore() {

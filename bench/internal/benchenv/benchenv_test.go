@@ -67,3 +67,45 @@ func TestLoadAvg(t *testing.T) {
 		t.Fatalf("LoadAvg() = %q", LoadAvg())
 	}
 }
+
+func TestPromCounter(t *testing.T) {
+	text := `# HELP minio_api_requests_traffic_received_bytes Total number of bytes received
+# TYPE minio_api_requests_traffic_received_bytes counter
+minio_api_requests_traffic_received_bytes{server="127.0.0.1:9000",type="s3"} 1.073741824e+09
+minio_api_requests_traffic_received_bytes{server="127.0.0.1:9000",type="admin"} 100
+minio_api_requests_traffic_received_bytes_total 5
+minio_api_requests_traffic_sent_bytes{server="127.0.0.1:9000",type="s3"} 7
+`
+	for _, tc := range []struct {
+		name, in, metric string
+		want             int64
+		found, bad       bool
+	}{
+		{"summed over labels", text, "minio_api_requests_traffic_received_bytes", 1<<30 + 100, true, false},
+		{"other metric", text, "minio_api_requests_traffic_sent_bytes", 7, true, false},
+		{"without labels", "up 1\n", "up", 1, true, false},
+		{"absent", text, "minio_s3_traffic_received_bytes", 0, false, false},
+		{"no value", "up{a=\"b\"}\n", "up", 0, false, true},
+		{"not a number", "up x\n", "up", 0, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, found, err := PromCounter(strings.NewReader(tc.in), tc.metric)
+			if (err != nil) != tc.bad || got != tc.want || found != tc.found {
+				t.Errorf("got %d, %v, %v; want %d, %v (error %v)", got, found, err, tc.want, tc.found, tc.bad)
+			}
+		})
+	}
+}
+
+func TestProcIOField(t *testing.T) {
+	io := "rchar: 150905907\nwchar: 25820\nread_bytes: 24576\nwrite_bytes: 143360\ncancelled_write_bytes: 0\n"
+	if got, err := ProcIOField(io, "write_bytes"); err != nil || got != 143360 {
+		t.Errorf("write_bytes: %d, %v", got, err)
+	}
+	if got, err := ProcIOField(io, "cancelled_write_bytes"); err != nil || got != 0 {
+		t.Errorf("cancelled_write_bytes: %d, %v", got, err)
+	}
+	if _, err := ProcIOField(io, "bytes"); err == nil {
+		t.Error("a missing field: want an error")
+	}
+}
