@@ -306,11 +306,7 @@ func (b *bench) reportProxy(w io.Writer) {
 		_, _ = fmt.Fprintf(w, "| %s | %s | %s |\n", proxyTitles[row], spread(v), rss)
 	}
 	_, _ = fmt.Fprintf(w, "\nMedians of %d rounds (range in brackets); in each round the direct pull and each cache take turns, in an order that rotates.\n\n", b.o.runs)
-	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
-	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range b.proxyTargets() {
-		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
-	}
+	writeTargets(w, b.proxyTargets())
 	if r.err != nil {
 		_, _ = fmt.Fprintf(w, "\nThe proxy suite failed: %v\n", r.err)
 	}

@@ -259,11 +259,7 @@ func (b *bench) reportCore() {
 	_, _ = fmt.Fprintf(w, "The same with the generator's random bytes (Go, 1 MiB writes, fdatasync), same turns (MB/s): %s\n", spread(b.randRates))
 	_, _ = fmt.Fprintf(w, "Figures are medians of %d rounds (range in brackets); the registries run side by side and take turns in each round, in an order that rotates.\n\n", b.o.runs)
 
-	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
-	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range b.targets() {
-		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
-	}
+	writeTargets(w, b.targets())
 	for _, k := range keys {
 		if r := b.results[k]; r != nil && r.err != nil {
 			_, _ = fmt.Fprintf(w, "\n%s failed: %v\n", titles[k], r.err)
@@ -273,3 +269,23 @@ func (b *bench) reportCore() {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// writeHeader prints the header of a table with a column per registry.
+func writeHeader(w io.Writer, keys []string) {
+	header, sep := "| |", "|---|"
+	for _, k := range keys {
+		header += " " + titles[k] + " |"
+		sep += "---|"
+	}
+	_, _ = fmt.Fprintln(w, header)
+	_, _ = fmt.Fprintln(w, sep)
+}
+
+// writeTargets prints the table of targets, each marked met or missed.
+func writeTargets(w io.Writer, rows []targetRow) {
+	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
+	for _, t := range rows {
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
+	}
+}

@@ -29,13 +29,7 @@ func (b *bench) reportS3(w io.Writer) {
 		"Gatehouse sends a bearer token with every request; v3.1.2 runs without auth.\n",
 		benchenv.MiB(b.o.size), benchenv.MiB(b.o.chunk), b.o.layers, imageWorkers, b.o.clients, b.o.getDuration)
 	_, _ = fmt.Fprintf(w, "Load average (1, 5, 15 min): %s\n\n", joinLoads(b.loadAvgs))
-	header, sep := "| |", "|---|"
-	for _, k := range keys {
-		header += " " + titles[k] + " |"
-		sep += "---|"
-	}
-	_, _ = fmt.Fprintln(w, header)
-	_, _ = fmt.Fprintln(w, sep)
+	writeHeader(w, keys)
 	row := func(name string, cell func(r *s3Result) string) {
 		line := "| " + name + " |"
 		for _, k := range keys {
@@ -81,11 +75,7 @@ func (b *bench) reportS3(w io.Writer) {
 	row("MinIO received / wrote per pushed byte, image", func(r *s3Result) string { return perPushed(r.imageIO, r.imageBytes) })
 	_, _ = fmt.Fprintf(w, "\nFigures are medians of %d rounds (range in brackets); the registries take turns in an order that rotates. "+
 		"Received: MinIO's minio_api_requests_traffic_received_bytes (metrics v3); wrote: wchar of MinIO's /proc/PID/io less the bytes it sent (server-side copies included).\n\n", b.o.runs)
-	_, _ = fmt.Fprintln(w, "| target | measured | wanted | |")
-	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range b.s3Targets() {
-		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
-	}
+	writeTargets(w, b.s3Targets())
 	for _, k := range keys {
 		if r := b.s3[k]; r != nil && r.err != nil {
 			_, _ = fmt.Fprintf(w, "\n%s on S3 failed: %v\n", titles[k], r.err)

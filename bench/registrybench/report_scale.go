@@ -74,23 +74,14 @@ func (b *bench) reportScale(w io.Writer) {
 			_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, spreadPrec(walls, 2), spreadPrec(rss, 1), left)
 		}
 	}
-	_, _ = fmt.Fprintln(w, "\n| target | measured | wanted | |")
-	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range b.scaleTargets() {
-		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
-	}
+	_, _ = io.WriteString(w, "\n")
+	writeTargets(w, b.scaleTargets())
 	_, _ = io.WriteString(w, "\n")
 }
 
 // scaleTable prints the registries' figures of the scale suite.
 func (b *bench) scaleTable(w io.Writer, keys []string) {
-	header, sep := "| |", "|---|"
-	for _, k := range keys {
-		header += " " + titles[k] + " |"
-		sep += "---|"
-	}
-	_, _ = fmt.Fprintln(w, header)
-	_, _ = fmt.Fprintln(w, sep)
+	writeHeader(w, keys)
 	row := func(name string, cell func(r *scaleResult) string) {
 		line := "| " + name + " |"
 		for _, k := range keys {
