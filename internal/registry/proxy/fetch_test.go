@@ -156,38 +156,27 @@ func TestBlobStorageFailsPartWay(t *testing.T) {
 // The same with bytes that do not match in the part storage took before
 // it gave up: the readers get an error, not an end.
 func TestBlobStorageFailsPartWayWrongBytes(t *testing.T) {
-	for name, sd := range drivers(t, 1<<20) {
-		t.Run(name, func(t *testing.T) {
-			up := newFakeUpstream(t, "")
-			layer := layerBytes(3 << 20)
-			d := digest.FromBytes(layer)
-			bad := bytes.Clone(layer)
-			bad[1000] ^= 1
-			up.mu.Lock()
-			up.blobs[d] = bad
-			up.mu.Unlock()
-			e := newEnv(t, up, envOpts{d: sd})
-			_, errs := readConcurrently(e, "app", d, 3)
-			for i, err := range errs {
-				if err == nil || !strings.Contains(err.Error(), "not "+d.String()) {
-					t.Errorf("reader %d: %v, want a digest mismatch", i, err)
-				}
-			}
-			checkNotStored(t, e, "app", d)
-		})
-	}
+	wrongBytes(t, 1<<20, 3<<20, 1000)
 }
 
 // Wrong bytes while storage takes them all: storage's running hash finds
 // it, the readers get an error and nothing is committed.
 func TestBlobWrongBytesNothingCommitted(t *testing.T) {
-	for name, sd := range drivers(t, 0) {
+	wrongBytes(t, 0, 2<<20, 2<<20-1)
+}
+
+// wrongBytes has the upstream send a size-byte layer with byte flip
+// changed, to three readers, on storage failing after failAfter bytes (0:
+// never): every reader must get a digest mismatch, and nothing is stored.
+func wrongBytes(t *testing.T, failAfter int64, size, flip int) {
+	t.Helper()
+	for name, sd := range drivers(t, failAfter) {
 		t.Run(name, func(t *testing.T) {
 			up := newFakeUpstream(t, "")
-			layer := layerBytes(2 << 20)
+			layer := layerBytes(size)
 			d := digest.FromBytes(layer)
 			bad := bytes.Clone(layer)
-			bad[len(bad)-1] ^= 1
+			bad[flip] ^= 1
 			up.mu.Lock()
 			up.blobs[d] = bad
 			up.mu.Unlock()
