@@ -148,17 +148,7 @@ func (b *bench) targets() []targetRow {
 		want:     fmt.Sprintf("<= %.1f ms", v2t),
 		verdict:  verdict(gt <= v2t, gt > 0 && v2t > 0),
 	})
-	rss := targetRow{name: fmt.Sprintf("peak RSS during a %s push < 100 MiB", benchenv.MiB(b.o.rssSize)), want: "< 100 MiB"}
-	switch {
-	case b.rss > 0:
-		rss.measured = fmt.Sprintf("%s (push at %.0f MB/s)", benchenv.MiB(b.rss), b.rssRate)
-		rss.verdict = verdict(b.rss < 100<<20, true)
-	case b.rssErr != nil:
-		rss.measured, rss.verdict = "error: "+b.rssErr.Error(), "not measured"
-	default:
-		rss.measured, rss.verdict = "-", "not measured"
-	}
-	return append(rows, rss)
+	return append(rows, rssTarget(fmt.Sprintf("peak RSS during a %s push < 100 MiB", benchenv.MiB(b.o.rssSize)), b.rss, b.rssRate, b.rssErr))
 }
 
 // rates returns the requests/s of each run.
@@ -288,4 +278,35 @@ func writeTargets(w io.Writer, rows []targetRow) {
 	for _, t := range rows {
 		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.measured, t.want, t.verdict)
 	}
+}
+
+// writeRow prints one row of a table with a column per registry: cell of
+// each registry's result, "-" where it has none.
+func writeRow[R any](w io.Writer, keys []string, results map[string]*R, name string, cell func(r *R) string) {
+	line := "| " + name + " |"
+	for _, k := range keys {
+		c := "-"
+		if r := results[k]; r != nil {
+			c = cell(r)
+		}
+		line += " " + c + " |"
+	}
+	_, _ = fmt.Fprintln(w, line)
+}
+
+// rssTarget is the target row of a peak RSS below 100 MiB while pushing:
+// rss of the registry (0 if not measured), the push's rate, or why it
+// could not be measured.
+func rssTarget(name string, rss int64, rate float64, err error) targetRow {
+	t := targetRow{name: name, want: "< 100 MiB"}
+	switch {
+	case rss > 0:
+		t.measured = fmt.Sprintf("%s (push at %.0f MB/s)", benchenv.MiB(rss), rate)
+		t.verdict = verdict(rss < 100<<20, true)
+	case err != nil:
+		t.measured, t.verdict = "error: "+err.Error(), "not measured"
+	default:
+		t.measured, t.verdict = "-", "not measured"
+	}
+	return t
 }

@@ -30,17 +30,7 @@ func (b *bench) reportS3(w io.Writer) {
 		benchenv.MiB(b.o.size), benchenv.MiB(b.o.chunk), b.o.layers, imageWorkers, b.o.clients, b.o.getDuration)
 	_, _ = fmt.Fprintf(w, "Load average (1, 5, 15 min): %s\n\n", joinLoads(b.loadAvgs))
 	writeHeader(w, keys)
-	row := func(name string, cell func(r *s3Result) string) {
-		line := "| " + name + " |"
-		for _, k := range keys {
-			c := "-"
-			if r := b.s3[k]; r != nil {
-				c = cell(r)
-			}
-			line += " " + c + " |"
-		}
-		_, _ = fmt.Fprintln(w, line)
-	}
+	row := func(name string, cell func(r *s3Result) string) { writeRow(w, keys, b.s3, name, cell) }
 	loadCells := func(get func(r *s3Result) []loadResult) (func(r *s3Result) string, func(r *s3Result) string) {
 		return func(r *s3Result) string { return spread(rates(get(r))) },
 			func(r *s3Result) string {
@@ -129,17 +119,7 @@ func (b *bench) s3Targets() []targetRow {
 			verdict: info(len(g.getPlain) > 0 && len(v3.getPlain) > 0),
 		},
 	)
-	rss := targetRow{name: fmt.Sprintf("peak RSS during a %s push to S3 < 100 MiB", benchenv.MiB(b.o.rssSize)), want: "< 100 MiB"}
-	switch {
-	case b.s3RSS > 0:
-		rss.measured = fmt.Sprintf("%s (push at %.0f MB/s)", benchenv.MiB(b.s3RSS), b.s3RSSRate)
-		rss.verdict = verdict(b.s3RSS < 100<<20, true)
-	case b.s3RSSErr != nil:
-		rss.measured, rss.verdict = "error: "+b.s3RSSErr.Error(), "not measured"
-	default:
-		rss.measured, rss.verdict = "-", "not measured"
-	}
-	rows = append(rows, rss)
+	rows = append(rows, rssTarget(fmt.Sprintf("peak RSS during a %s push to S3 < 100 MiB", benchenv.MiB(b.o.rssSize)), b.s3RSS, b.s3RSSRate, b.s3RSSErr))
 	rows = append(rows, targetRow{
 		name:     "bytes MinIO received / wrote per pushed byte, monolithic (no target; reported)",
 		measured: fmt.Sprintf("Gatehouse %s, v3.1.2 %s", perPushed(g.monoIO, b.o.size), perPushed(v3.monoIO, b.o.size)),

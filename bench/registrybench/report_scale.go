@@ -82,17 +82,7 @@ func (b *bench) reportScale(w io.Writer) {
 // scaleTable prints the registries' figures of the scale suite.
 func (b *bench) scaleTable(w io.Writer, keys []string) {
 	writeHeader(w, keys)
-	row := func(name string, cell func(r *scaleResult) string) {
-		line := "| " + name + " |"
-		for _, k := range keys {
-			c := "-"
-			if r := b.scale[k]; r != nil {
-				c = cell(r)
-			}
-			line += " " + c + " |"
-		}
-		_, _ = fmt.Fprintln(w, line)
-	}
+	row := func(name string, cell func(r *scaleResult) string) { writeRow(w, keys, b.scale, name, cell) }
 	var imageBytes int64
 	for _, r := range b.scale {
 		imageBytes = max(imageBytes, r.imageBytes)
