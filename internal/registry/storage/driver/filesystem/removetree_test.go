@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,5 +191,52 @@ func TestWalkInfo(t *testing.T) {
 	}
 	if !seen["/w/a"] || !seen["/w/b"] {
 		t.Errorf("walked %v, want /w/a and /w/b", seen)
+	}
+}
+
+// TestDeleteWhileAdding removes a wide directory while another goroutine
+// keeps adding files to it, as a writer racing GC would. Delete must end,
+// and either remove the directory or refuse with "directory not empty"
+// (a file added after its last read); once the writer has stopped, a
+// Delete removes everything it added.
+func TestDeleteWhileAdding(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := filesystem.New(filesystem.Options{RootDirectory: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		rel := fmt.Sprintf("a/tree%d", round)
+		bigTree(t, root, rel)
+		wide := filepath.Join(root, rel, "wide")
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := os.WriteFile(filepath.Join(wide, fmt.Sprintf("new-%d", i)), nil, 0o600); err != nil {
+					return // the directory is gone
+				}
+			}
+		})
+		err := d.Delete(ctx, "/"+rel)
+		close(stop)
+		wg.Wait()
+		if err != nil && !errors.Is(err, syscall.ENOTEMPTY) {
+			t.Fatalf("round %d: Delete while adding: %v", round, err)
+		}
+		if err != nil {
+			if err := d.Delete(ctx, "/"+rel); err != nil {
+				t.Fatalf("round %d: Delete after the writer stopped: %v", round, err)
+			}
+		}
+		if _, err := os.Lstat(filepath.Join(root, rel)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("round %d: tree still there: %v", round, err)
+		}
 	}
 }
