@@ -34,7 +34,7 @@ func TestGCClearsRedis(t *testing.T) {
 	}
 	testenv.MustRun(t, p.env, p.crane, "delete", "--insecure", reg.Addr+"/gc/drop@"+im.Digest)
 	out := testenv.MustRun(t, nil, bin, "gc", "--i-know-registry-is-read-only", reg.Config)
-	if !strings.Contains(out, "entries of 3 swept blobs cleared") {
+	if !strings.Contains(out, "entries of 3 swept blobs and 0 deleted manifests cleared") {
 		t.Errorf("gc output does not report the cleared cache entries:\n%s", out)
 	}
 	for _, dg := range []string{im.LayerDigest, im.ConfigDigest, im.Digest} {
@@ -62,7 +62,7 @@ func TestGCClearsRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gc with Redis unreachable failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"redis at " + dead + " is unreachable", "3 swept blobs were not cleared", "redis-cli --scan --pattern 'gatehouse::v1::*'", "deleted: 3 blobs"} {
+	for _, want := range []string{"redis at " + dead + " is unreachable", "3 swept blobs and 0 deleted manifests were not cleared", "redis-cli --scan --pattern 'gatehouse::v1::*'", "deleted: 3 blobs"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gc output lacks %q:\n%s", want, out)
 		}
