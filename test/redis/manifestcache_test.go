@@ -56,10 +56,11 @@ func TestLinkClaims(t *testing.T) {
 	}
 
 	// Cleared, then claimed again by another reader, before the fill.
+	c.ClearLink(ctx, l)
 	_, claim, _ = c.LookupLink(ctx, l)
 	c.ClearLink(ctx, l)
 	_, other, _ := c.LookupLink(ctx, l)
-	if other == claim || other == "" {
+	if claim == "" || other == claim || other == "" {
 		t.Fatalf("claim after a clear: %q (before: %q)", other, claim)
 	}
 	c.FillLink(ctx, l, claim, d1)
