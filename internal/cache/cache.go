@@ -1,7 +1,9 @@
 // Package cache holds the blob descriptor cache: a memo of digest ->
 // (size, media type) per repository, so blob HEAD and GET skip a storage
 // round trip. The in-memory LRU is the default; a Redis implementation of
-// the same interface serves several replicas.
+// the same interface serves several replicas, and also implements
+// LinkCache (manifest links). Payloads is the in-process cache of
+// manifest payloads by digest.
 package cache
 
 import (

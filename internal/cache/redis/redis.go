@@ -19,6 +19,8 @@
 //	gatehouse::v1::blobs::{<digest>}                      hash: digest, size, mediatype
 //	gatehouse::v1::repository::<name>::blobs::{<digest>}  hash: digest, mediatype
 //
+// (and the manifest link keys described in links.go).
+//
 // The first says the blob's data exists in the registry; the second that
 // it is linked into repository <name>. A repository-scoped lookup is a hit
 // only when both are present, so clearing the global entry (data gone)
