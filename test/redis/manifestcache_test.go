@@ -31,6 +31,9 @@ func TestLinkClaims(t *testing.T) {
 	if ok || claim == "" {
 		t.Fatalf("first lookup: hit %t, claim %q; want a miss with a claim", ok, claim)
 	}
+	if ttl := r.Client().PTTL(ctx, "gatehouse::v1::repository::team/app::tags::v1").Val(); ttl <= 0 || ttl > 10*time.Second {
+		t.Errorf("claim-only key TTL %s, want in (0, 10s]", ttl)
+	}
 	if _, again, _ := c.LookupLink(ctx, l); again != claim {
 		t.Errorf("a second lookup got claim %q, want the pending %q", again, claim)
 	}

@@ -38,12 +38,17 @@ import (
 // DefaultLinkTTL is how long a manifest link entry lives in Redis.
 const DefaultLinkTTL = time.Minute
 
+// claimTTL is how long a key holding only a claim lives: a reader has
+// that long to read storage and fill, or its fill is refused. Lookups of
+// links that do not exist (a 404) leave such keys; they go quickly.
+const claimTTL = 10 * time.Second
+
 func linkKey(l cache.Link) string {
 	return KeyPrefix + "repository::" + l.Repo + "::" + string(l.Kind) + "::" + l.Name
 }
 
-// lookupScript returns {claim, target}: the key's claim, created (with the
-// link TTL) if the key had none, and its target or nil.
+// lookupScript returns {claim, target}: the key's claim, created (living
+// claimTTL) if the key had none, and its target or nil.
 var lookupScript = goredis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'claim', 'target')
 if v[1] then return v end
@@ -73,7 +78,7 @@ func (c *Cache) LookupLink(ctx context.Context, l cache.Link) (digest.Digest, st
 	}
 	octx, cancel := context.WithTimeout(ctx, c.opTimeout)
 	defer cancel()
-	v, err := lookupScript.Run(octx, c.client, []string{linkKey(l)}, rand.Text(), c.linkTTL.Milliseconds()).Slice()
+	v, err := lookupScript.Run(octx, c.client, []string{linkKey(l)}, rand.Text(), min(claimTTL, c.linkTTL).Milliseconds()).Slice()
 	if err != nil {
 		if ctx.Err() == nil {
 			c.failed("stat", err)
