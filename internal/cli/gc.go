@@ -106,15 +106,15 @@ then be stale.`,
 			if !dryRun {
 				// A registry's Redis cache would keep answering for the
 				// swept blobs until its entries expire.
-				left, err := app.ForgetSwept(ctx, cfg, res.Swept, opts.Warn)
+				left, err := app.ForgetSwept(ctx, cfg, res.Swept, res.Unlinked, opts.Warn)
 				if err != nil {
 					opts.Warn("redis cache not cleared: %v", err)
 					res.Warnings++
 				}
 				if left > 0 {
 					res.Warnings++
-				} else if cfg.Storage.Cache.BlobDescriptor == "redis" && len(res.Swept) > 0 {
-					_, _ = fmt.Fprintf(stdout, "redis blob descriptor cache: entries of %d swept blobs cleared\n", len(res.Swept))
+				} else if cfg.Storage.Cache.BlobDescriptor == "redis" && len(res.Swept)+len(res.Unlinked) > 0 {
+					_, _ = fmt.Fprintf(stdout, "redis blob descriptor cache: entries of %d swept blobs and %d deleted manifests cleared\n", len(res.Swept), len(res.Unlinked))
 				}
 			}
 			if res.Warnings > 0 {

@@ -34,7 +34,7 @@ func TestGCClearsRedis(t *testing.T) {
 	}
 	testenv.MustRun(t, p.env, p.crane, "delete", "--insecure", reg.Addr+"/gc/drop@"+im.Digest)
 	out := testenv.MustRun(t, nil, bin, "gc", "--i-know-registry-is-read-only", reg.Config)
-	if !strings.Contains(out, "entries of 3 swept blobs cleared") {
+	if !strings.Contains(out, "entries of 3 swept blobs and 0 deleted manifests cleared") {
 		t.Errorf("gc output does not report the cleared cache entries:\n%s", out)
 	}
 	for _, dg := range []string{im.LayerDigest, im.ConfigDigest, im.Digest} {
@@ -62,9 +62,41 @@ func TestGCClearsRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gc with Redis unreachable failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"redis at " + dead + " is unreachable", "3 swept blobs were not cleared", "redis-cli --scan --pattern 'gatehouse::v1::*'", "deleted: 3 blobs"} {
+	for _, want := range []string{"redis at " + dead + " is unreachable", "3 swept blobs and 0 deleted manifests were not cleared", "redis-cli --scan --pattern 'gatehouse::v1::*'", "deleted: 3 blobs"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gc output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestGCClearsDeletedManifests: `gatehouse gc --delete-untagged` removes
+// the revision link of a manifest no tag reaches; a running registry that
+// has that link cached in Redis (and the payload in memory) must stop
+// serving it: gc clears the revision entries of the manifests it deleted.
+func TestGCClearsDeletedManifests(t *testing.T) {
+	r := testenv.StartRedis(t)
+	reg := startRegistry(t, fmt.Sprintf("  addr: %s\n", r.Addr))
+	reg.waitRedis(t, true)
+	p := newPusher(t)
+	bin := testenv.Gatehouse(t)
+
+	old := p.push(t, reg.Addr+"/gc/untag:v1", "untagged-by-gc")
+	p.push(t, reg.Addr+"/gc/untag:v1", "tagged") // v1 moves: old is untagged
+	manifest := "/v2/gc/untag/manifests/" + old.Digest
+	if code, _ := reg.do(t, http.MethodGet, manifest); code != http.StatusOK {
+		t.Fatalf("GET of the untagged manifest before gc: %d", code)
+	}
+	key := "gatehouse::v1::repository::gc/untag::revisions::" + old.Digest
+	if v := r.Client().HGet(context.Background(), key, "target").Val(); v != old.Digest {
+		t.Fatalf("revision entry not cached before gc: %q; keys %q", v, r.Keys("gatehouse::*"))
+	}
+	out := testenv.MustRun(t, nil, bin, "gc", "--delete-untagged", "--i-know-registry-is-read-only", reg.Config)
+	if !strings.Contains(out, "and 1 deleted manifests cleared") {
+		t.Errorf("gc output does not report the cleared manifest entry:\n%s", out)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		if code, _ := reg.do(t, m, manifest); code != http.StatusNotFound {
+			t.Errorf("%s of the manifest gc deleted, on the running registry: %d, want 404", m, code)
 		}
 	}
 }

@@ -19,8 +19,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return prometheus.Opts{Namespace: "gatehouse", Subsystem: "registry_cache_redis", Name: name, Help: help}
 	}
 	m := &Metrics{
-		hits:   prometheus.NewCounter(prometheus.CounterOpts(opts("hits_total", "Blob descriptor lookups answered from Redis."))),
-		misses: prometheus.NewCounter(prometheus.CounterOpts(opts("misses_total", "Blob descriptor lookups not answered from Redis (absent, or Redis unreachable), served from storage."))),
+		hits:   prometheus.NewCounter(prometheus.CounterOpts(opts("hits_total", "Blob descriptor and manifest link lookups answered from Redis."))),
+		misses: prometheus.NewCounter(prometheus.CounterOpts(opts("misses_total", "Blob descriptor and manifest link lookups not answered from Redis (absent, or Redis unreachable), served from storage."))),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts(opts("errors_total", "Redis operations that failed or timed out, by operation (stat, set, clear).")), []string{"op"}),
 		up:     prometheus.NewGauge(prometheus.GaugeOpts(opts("up", "1 while the cache uses Redis, 0 while Redis is unreachable and requests go to storage."))),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts(opts("pending_invalidations",

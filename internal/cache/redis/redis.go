@@ -19,6 +19,8 @@
 //	gatehouse::v1::blobs::{<digest>}                      hash: digest, size, mediatype
 //	gatehouse::v1::repository::<name>::blobs::{<digest>}  hash: digest, mediatype
 //
+// (and the manifest link keys described in links.go).
+//
 // The first says the blob's data exists in the registry; the second that
 // it is linked into repository <name>. A repository-scoped lookup is a hit
 // only when both are present, so clearing the global entry (data gone)
@@ -72,6 +74,9 @@ type Options struct {
 	OpTimeout time.Duration
 	// TTL is the lifetime of an entry; 0: DefaultTTL.
 	TTL time.Duration
+	// LinkTTL is the lifetime of a manifest link entry (cache.LinkCache)
+	// after its fill; 0: DefaultLinkTTL, and never more than TTL.
+	LinkTTL time.Duration
 	// ProbeInterval is the reconnection probe period; 0: DefaultProbeInterval.
 	ProbeInterval time.Duration
 	// Logger receives state changes (unreachable, reachable again); nil: none.
@@ -86,6 +91,7 @@ type Cache struct {
 	client    goredis.UniversalClient
 	opTimeout time.Duration
 	ttl       time.Duration
+	linkTTL   time.Duration
 	probe     time.Duration
 	log       *slog.Logger
 	m         *Metrics
@@ -127,6 +133,11 @@ func New(ctx context.Context, opts Options) *Cache {
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
 	}
+	c.linkTTL = opts.LinkTTL
+	if c.linkTTL <= 0 {
+		c.linkTTL = DefaultLinkTTL
+	}
+	c.linkTTL = min(c.linkTTL, c.ttl)
 	if c.probe <= 0 {
 		c.probe = DefaultProbeInterval
 	}
@@ -285,12 +296,18 @@ func (c *Cache) Set(ctx context.Context, repo string, dgst digest.Digest, desc c
 // Redis is remembered and applied before Redis is used again; it is not
 // abandoned when the caller's context ends.
 func (c *Cache) Clear(ctx context.Context, repo string, dgst digest.Digest) error {
-	k := key(repo, dgst)
+	c.clearKey(ctx, key(repo, dgst))
+	return nil
+}
+
+// clearKey deletes k, or remembers to delete it before Redis is used
+// again.
+func (c *Cache) clearKey(ctx context.Context, k string) {
 	c.mu.Lock()
 	if !c.up.Load() {
 		c.addPending(k)
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	c.mu.Unlock()
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opTimeout)
@@ -301,7 +318,6 @@ func (c *Cache) Clear(ctx context.Context, repo string, dgst digest.Digest) erro
 		c.mu.Unlock()
 		c.failed("clear", err)
 	}
-	return nil
 }
 
 // addPending remembers an invalidation; c.mu is held. It also takes the

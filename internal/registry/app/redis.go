@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse-registry/gatehouse/internal/cache"
 	"github.com/gatehouse-registry/gatehouse/internal/cache/redis"
 	"github.com/gatehouse-registry/gatehouse/internal/config/regconfig"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
@@ -97,13 +98,15 @@ func openRedisCache(ctx context.Context, r regconfig.Redis, log *slog.Logger, re
 
 // ForgetSwept clears, in the Redis blob descriptor cache cfg names, the
 // entries of blobs GC deleted: each blob's own entry and its entry in
-// every repository whose link GC removed. GC runs in a process of its own,
-// so without this a registry could answer HEAD 200 for a swept blob until
-// the entry expires. It returns the number of entries that could not be
-// cleared (Redis unreachable: they are named by warn), never an error
-// about Redis itself; cfg without a Redis cache does nothing.
-func ForgetSwept(ctx context.Context, cfg *regconfig.Config, swept []storage.SweptBlob, warn func(format string, args ...any)) (int, error) {
-	if cfg.Storage.Cache.BlobDescriptor != "redis" || len(swept) == 0 {
+// every repository whose link GC removed, and the revision link entries of
+// the manifests GC deleted (unlinked). GC runs in a process of its own,
+// so without this a registry could answer HEAD 200 for a swept blob, or
+// serve a deleted manifest, until the entry expires. It returns the number
+// of entries that could not be cleared (Redis unreachable: they are named
+// by warn), never an error about Redis itself; cfg without a Redis cache
+// does nothing.
+func ForgetSwept(ctx context.Context, cfg *regconfig.Config, swept []storage.SweptBlob, unlinked []storage.UnlinkedManifest, warn func(format string, args ...any)) (int, error) {
+	if cfg.Storage.Cache.BlobDescriptor != "redis" || len(swept)+len(unlinked) == 0 {
 		return 0, nil
 	}
 	o, err := redisOptions(cfg.Redis)
@@ -117,8 +120,9 @@ func ForgetSwept(ctx context.Context, cfg *regconfig.Config, swept []storage.Swe
 		for _, b := range swept {
 			n += 1 + len(b.Repositories)
 		}
-		warn("redis at %s is unreachable: the cache entries of %d swept blobs were not cleared; a registry may answer HEAD 200 for them until they expire (1 h). Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
-			strings.Join(o.Addrs, ","), len(swept), redis.KeyPrefix)
+		n += len(unlinked)
+		warn("redis at %s is unreachable: the cache entries of %d swept blobs and %d deleted manifests were not cleared; a registry may answer HEAD 200 for the blobs until they expire (1 h) and serve the manifests for a minute. Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
+			strings.Join(o.Addrs, ","), len(swept), len(unlinked), redis.KeyPrefix)
 		return n, nil
 	}
 	for _, b := range swept {
@@ -127,8 +131,11 @@ func ForgetSwept(ctx context.Context, cfg *regconfig.Config, swept []storage.Swe
 			_ = c.Clear(ctx, repo, b.Digest)
 		}
 	}
+	for _, m := range unlinked {
+		c.ClearLink(ctx, cache.Link{Repo: m.Repository, Kind: cache.RevisionLink, Name: m.Digest.String()})
+	}
 	if n := c.Pending(); n > 0 {
-		warn("redis at %s failed during the cleanup: %d cache entries of swept blobs were not cleared; a registry may answer HEAD 200 for them until they expire (1 h). Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
+		warn("redis at %s failed during the cleanup: %d cache entries of swept blobs or deleted manifests were not cleared; a registry may answer HEAD 200 for the blobs until they expire (1 h) and serve the manifests for a minute. Flush them: redis-cli --scan --pattern '%s*' | xargs -r redis-cli unlink",
 			strings.Join(o.Addrs, ","), n, redis.KeyPrefix)
 		return n, nil
 	}

@@ -43,6 +43,15 @@ type GCResult struct {
 	// with the repositories whose layer link to it was removed: what a
 	// shared blob descriptor cache must forget.
 	Swept []SweptBlob
+	// Unlinked lists the manifests DeleteUntagged removed (or, in a dry
+	// run, would remove): revision links a shared link cache must forget.
+	Unlinked []UnlinkedManifest
+}
+
+// UnlinkedManifest is a manifest GC removed from a repository.
+type UnlinkedManifest struct {
+	Repository string
+	Digest     digest.Digest
 }
 
 // SweptBlob is a blob GC deleted and the repositories that linked it.
@@ -143,6 +152,7 @@ func GC(ctx context.Context, d driver.Driver, opts GCOptions) (GCResult, error) 
 				}
 				progress("%s: delete untagged manifest %s", name, dg)
 				res.ManifestsDeleted++
+				res.Unlinked = append(res.Unlinked, UnlinkedManifest{Repository: name, Digest: dg})
 				if !opts.DryRun {
 					if err := reg.unlinkManifest(ctx, name, dg); err != nil {
 						return res, fmt.Errorf("gc: %s: delete manifest %s: %w", name, dg, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-registry/gatehouse/internal/cache"
 	"github.com/gatehouse-registry/gatehouse/internal/reference"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
@@ -113,6 +114,7 @@ func (r *Repository) putManifest(ctx context.Context, ref, mediaType string, pay
 		}
 	}
 	r.reg.cacheSet(ctx, "", Descriptor{MediaType: BlobMediaType, Digest: dgst, Size: int64(len(payload))})
+	r.reg.payloads.Put(dgst, payload)
 	return res, nil
 }
 
@@ -121,6 +123,9 @@ func (r *Repository) putManifest(ctx context.Context, ref, mediaType string, pay
 // created whole, both links at once, so that a tag directory never exists
 // without its current link and Tags can list the directory as it is.
 func (reg *Registry) setTag(ctx context.Context, name, tag string, dgst digest.Digest) error {
+	// After the write, whatever happened to it: a failed write may still
+	// have moved the tag.
+	defer reg.clearLink(ctx, cache.Link{Repo: name, Kind: cache.TagLink, Name: tag})
 	if reg.dirs != nil {
 		_, err := reg.d.Stat(ctx, tagCurrentLink(name, tag))
 		switch {
@@ -151,6 +156,7 @@ func (reg *Registry) setTag(ctx context.Context, name, tag string, dgst digest.D
 
 // removeTag removes tag's directory, at once where the driver can.
 func (reg *Registry) removeTag(ctx context.Context, name, tag string) error {
+	defer reg.clearLink(ctx, cache.Link{Repo: name, Kind: cache.TagLink, Name: tag})
 	if reg.dirs != nil {
 		return reg.dirs.RemoveDir(ctx, tagDir(name, tag))
 	}
@@ -227,7 +233,9 @@ func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 		return "", err
 	}
 	if tag != "" {
-		dgst, err = r.reg.readLink(ctx, tagCurrentLink(r.name, tag))
+		dgst, err = r.reg.readCachedLink(ctx, cache.Link{Repo: r.name, Kind: cache.TagLink, Name: tag}, func() (digest.Digest, error) {
+			return r.reg.readLink(ctx, tagCurrentLink(r.name, tag))
+		})
 		if err != nil {
 			if driver.IsNotFound(err) || errors.Is(err, errBadLink) {
 				return "", manifestUnknown(ref)
@@ -235,7 +243,7 @@ func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 			return "", err
 		}
 	}
-	ok, err := r.reg.hasRevision(ctx, r.name, dgst)
+	ok, err := r.reg.hasRevisionCached(ctx, r.name, dgst)
 	if err != nil {
 		return "", err
 	}
@@ -243,6 +251,52 @@ func (r *Repository) resolve(ctx context.Context, ref string) (digest.Digest, er
 		return "", manifestUnknown(ref)
 	}
 	return dgst, nil
+}
+
+// readCachedLink returns what link l names: from the link cache if it
+// has it, else from read (storage), filling the cache. A link that read
+// cannot find is not cached (only what exists is).
+func (reg *Registry) readCachedLink(ctx context.Context, l cache.Link, read func() (digest.Digest, error)) (digest.Digest, error) {
+	if reg.links == nil {
+		return read()
+	}
+	target, claim, ok := reg.links.LookupLink(ctx, l)
+	if ok {
+		return target, nil
+	}
+	target, err := read()
+	if err != nil {
+		return "", err
+	}
+	reg.links.FillLink(ctx, l, claim, target)
+	return target, nil
+}
+
+// clearLink forgets l in the link cache; every path that changes or
+// removes a tag's current link or a revision link calls it after the
+// storage write.
+func (reg *Registry) clearLink(ctx context.Context, l cache.Link) {
+	if reg.links != nil {
+		reg.links.ClearLink(ctx, l)
+	}
+}
+
+// errNoRevision is hasRevisionCached's "no revision link": not cached.
+var errNoRevision = errors.New("no revision link")
+
+// hasRevisionCached is hasRevision through the link cache.
+func (reg *Registry) hasRevisionCached(ctx context.Context, name string, dgst digest.Digest) (bool, error) {
+	_, err := reg.readCachedLink(ctx, cache.Link{Repo: name, Kind: cache.RevisionLink, Name: dgst.String()}, func() (digest.Digest, error) {
+		ok, err := reg.hasRevision(ctx, name, dgst)
+		if err == nil && !ok {
+			err = errNoRevision
+		}
+		return dgst, err
+	})
+	if errors.Is(err, errNoRevision) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // hasRevision reports whether manifest dgst has a revision link in repo
@@ -296,11 +350,20 @@ func (reg *Registry) servableTag(ctx context.Context, name, tag string) (digest.
 }
 
 // GetManifest returns a manifest by tag or digest, with its media type as
-// stored in its payload.
+// stored in its payload. The payload is the caller's own copy.
+//
+// The reference is resolved on every call (the tag's current link, then
+// the revision link, each through the link cache when there is one); only
+// then is the payload taken from the in-process payload cache, which is
+// keyed by digest and so never stale. A payload enters that cache only
+// once it hashed to its digest.
 func (r *Repository) GetManifest(ctx context.Context, ref string) (mediaType string, payload []byte, dgst digest.Digest, err error) {
 	dgst, err = r.resolve(ctx, ref)
 	if err != nil {
 		return "", nil, "", err
+	}
+	if p, ok := r.reg.payloads.Get(dgst); ok {
+		return storedMediaType(p), p, dgst, nil
 	}
 	payload, err = r.reg.d.GetContent(ctx, blobDataPath(dgst))
 	if err != nil {
@@ -308,6 +371,9 @@ func (r *Repository) GetManifest(ctx context.Context, ref string) (mediaType str
 			return "", nil, "", manifestUnknown(ref)
 		}
 		return "", nil, "", err
+	}
+	if dgst.Algorithm().Available() && dgst.Algorithm().FromBytes(payload) == dgst {
+		r.reg.payloads.Put(dgst, payload)
 	}
 	return storedMediaType(payload), payload, dgst, nil
 }
@@ -378,7 +444,10 @@ func (reg *Registry) unlinkManifest(ctx context.Context, name string, dgst diges
 			return err
 		}
 	}
-	if err := d.Delete(ctx, revisionLinkDir(name, dgst)); err != nil && !driver.IsNotFound(err) {
+	err = d.Delete(ctx, revisionLinkDir(name, dgst))
+	// Even after a failed delete: it may have removed the link.
+	reg.clearLink(ctx, cache.Link{Repo: name, Kind: cache.RevisionLink, Name: dgst.String()})
+	if err != nil && !driver.IsNotFound(err) {
 		return err
 	}
 	reg.cacheClear(ctx, name, dgst)

@@ -25,8 +25,13 @@ type Options struct {
 	Delete bool
 	// ReadOnly refuses every write with ErrReadOnly.
 	ReadOnly bool
-	// Cache memoizes blob descriptors; nil means no cache.
+	// Cache memoizes blob descriptors; nil means no cache. When it also
+	// implements cache.LinkCache (Redis), manifest GET reads tags' current
+	// links and revision links through it.
 	Cache cache.BlobDescriptorCache
+	// ManifestCacheBytes bounds the in-process cache of manifest payloads
+	// by digest: 0 means DefaultManifestCacheBytes, negative means none.
+	ManifestCacheBytes int64
 	// ManifestURLs restricts the urls of non-distributable layers in
 	// pushed manifests (validation.manifests.urls); the zero value
 	// applies only the structural rules.
@@ -51,11 +56,23 @@ type Registry struct {
 	dirs driver.AtomicDirs
 	// tags caches tag listings when dirs is set.
 	tags tagCache
+	// links is opts.Cache when it is a cache.LinkCache, else nil.
+	links cache.LinkCache
+	// payloads holds manifest payloads by digest (see GetManifest).
+	payloads *cache.Payloads
 
 	// uploadLocks serialises operations on one upload within this
 	// process (a client racing two PATCHes on the same upload).
 	uploadLocks uploadLocks
 }
+
+// DefaultManifestCacheBytes is the default budget of the in-process
+// manifest payload cache.
+const DefaultManifestCacheBytes = 32 << 20
+
+// maxCachedManifest is the largest manifest payload kept in that cache
+// (the API's default manifest size limit).
+const maxCachedManifest = 4 << 20
 
 // New returns a Registry storing its content in d.
 func New(d driver.Driver, opts Options) *Registry {
@@ -64,6 +81,12 @@ func New(d driver.Driver, opts Options) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{d: d, opts: opts, log: log}
+	r.links, _ = opts.Cache.(cache.LinkCache)
+	budget := opts.ManifestCacheBytes
+	if budget == 0 {
+		budget = DefaultManifestCacheBytes
+	}
+	r.payloads = cache.NewPayloads(budget, maxCachedManifest)
 	if a, ok := d.(driver.AtomicDirs); ok && driver.SupportsAtomicDirs(d) {
 		r.dirs = a
 	}

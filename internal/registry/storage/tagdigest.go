@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 
+	"github.com/gatehouse-registry/gatehouse/internal/cache"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -22,5 +23,7 @@ func (r *Repository) TagDigest(ctx context.Context, tag string, dgst digest.Dige
 	if err := r.reg.writeLink(ctx, tagIndexLinkDir(r.name, tag, dgst)+"/link", dgst); err != nil {
 		return err
 	}
-	return r.reg.writeLink(ctx, tagCurrentLink(r.name, tag), dgst)
+	err := r.reg.writeLink(ctx, tagCurrentLink(r.name, tag), dgst)
+	r.reg.clearLink(ctx, cache.Link{Repo: r.name, Kind: cache.TagLink, Name: tag})
+	return err
 }
