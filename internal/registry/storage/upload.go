@@ -377,13 +377,23 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 		_ = w.Close()
 		return u.committedElsewhere(ctx, desc, fmt.Errorf("upload %s: %w (%d bytes, %d hashed)", u.id, driver.ErrChanged, w.Size(), size))
 	}
-	if err := w.Commit(ctx); err != nil {
-		return u.committedElsewhere(ctx, desc, err)
-	}
 	if existing, err := d.Stat(ctx, blobDataPath(dgst)); err == nil && !existing.IsDir() && existing.Size() == size {
-		// Same content already in place (another push got there first).
-	} else if err := moveExact(ctx, d, u.dataPath(), blobDataPath(dgst), size); err != nil {
-		return u.committedElsewhere(ctx, desc, err)
+		// Same content already in place (another push got there first):
+		// the data is removed with the upload.
+		_ = w.Close()
+	} else if tc, ok := w.(driver.TargetCommitter); ok {
+		// Straight to the blob's path (S3: one server-side compose
+		// instead of a compose and a copy).
+		if err := tc.CommitTo(ctx, blobDataPath(dgst)); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
+	} else {
+		if err := w.Commit(ctx); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
+		if err := moveExact(ctx, d, u.dataPath(), blobDataPath(dgst), size); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
 	}
 	return u.finishCommit(ctx, desc)
 }

@@ -10,8 +10,9 @@
 // assertions: Redirector (presigned URLs), LocalFiler (sendfile), Janitor
 // (debris of interrupted writes), ExactMover (a size-checked move), Pinger
 // (a reachability check), ScratchWriter (writes that need not wait for
-// stable storage) and AtomicDirs (directories that appear and disappear
-// whole).
+// stable storage), AtomicDirs (directories that appear and disappear
+// whole) and, on a FileWriter, TargetCommitter (a commit straight to
+// another path).
 package driver
 
 import (
@@ -129,6 +130,19 @@ type Janitor interface {
 // has it: for other drivers it checks the size with Stat, then Moves.
 type ExactMover interface {
 	MoveExact(ctx context.Context, src, dst string, size int64) error
+}
+
+// TargetCommitter is implemented by FileWriters that can commit their
+// content straight to another path: the S3 writer composes its stored
+// segments at the destination's key, which saves the server-side copy of
+// the whole file that a Commit followed by a Move makes. Like MoveExact,
+// CommitTo moves exactly the content the writer measured (Size): if the
+// stored file changed since the writer was opened (another process
+// appended to it), it returns an error wrapping ErrChanged and leaves dst
+// alone. On success dst holds the content, replacing what was there, and
+// the writer's own file is gone. It ends the writer as Commit does.
+type TargetCommitter interface {
+	CommitTo(ctx context.Context, dst string) error
 }
 
 // ErrChanged is wrapped by MoveExact's error when the source is not (or no

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/minio/minio-go/v7"
@@ -22,13 +23,17 @@ import (
 //     Stat, Reader and List see it, and a writer opened with append in any
 //     process, later, lists the segments and carries on.
 //   - A resumed writer reads a tail shorter than chunksize back into its
-//     buffer and later stores the grown chunk under the same key, which
-//     replaces the tail in one PutObject. Every segment but the last is
-//     therefore at least 5 MiB, as S3 wants multipart parts.
-//   - Commit makes the object: one PutObject when the file fits in the
-//     buffer, else a multipart upload of the stored segments (server-side
-//     UploadPartCopy) and the buffer as its last part. Then the segments
-//     are deleted.
+//     buffer on its first Write, and later stores the grown chunk under
+//     the same key, which replaces the tail in one PutObject. Every
+//     segment but the last is therefore at least 5 MiB, as S3 wants
+//     multipart parts. A writer opened only to be committed never reads
+//     the tail.
+//   - Commit (or CommitTo, for another path) makes the object from the
+//     stored segments: one server-side CopyObject for a single segment,
+//     else a multipart upload whose parts are server-side copies of the
+//     segments (UploadPartCopy), each conditional on the segment's ETag.
+//     Only bytes still in memory (written but not yet stored) are sent.
+//     Then the segments are deleted.
 //   - Cancel deletes the segments and the object.
 //
 // Unlike an S3 multipart upload, whose parts can't be read before it is
@@ -41,14 +46,19 @@ type writer struct {
 	path string
 	key  string
 
-	segs   []segment // stored full chunks before base
+	segs   []segment // stored segments before base
 	base   int64     // file offset of buf[0]
 	buf    []byte    // bytes from base on; len < chunksize
 	stored bool      // the segment at base holds exactly buf
+	// shortTail is set while the last of segs is shorter than chunksize
+	// and not yet read back: the first Write loads it into buf.
+	shortTail bool
 	// committed is the size of an already committed object the writer
 	// was opened on with append, when no segments exist (-1: none).
 	// It is turned into segments on the first Write.
 	committed int64
+
+	etag string // of the segment at base, when stored holds
 
 	closed, done bool
 }
@@ -85,12 +95,19 @@ func (d *Driver) Writer(ctx context.Context, path string, appendTo bool) (driver
 		w.segs, w.base = segs, last.off+last.size
 		return w, nil
 	}
-	// Carry on from the short tail: read it back into the buffer.
-	if err := w.load(last); err != nil {
-		return nil, err
-	}
-	w.segs, w.base, w.stored = segs[:len(segs)-1], last.off, true
+	// Carry on from the short tail, which the first Write reads back.
+	w.segs, w.base, w.shortTail = segs, last.off+last.size, true
 	return w, nil
+}
+
+// loadTail reads the short tail segment back into the buffer, to grow it.
+func (w *writer) loadTail() error {
+	last := w.segs[len(w.segs)-1]
+	if err := w.load(last); err != nil {
+		return err
+	}
+	w.segs, w.base, w.stored, w.shortTail = w.segs[:len(w.segs)-1], last.off, true, false
+	return nil
 }
 
 // load reads segment s into the buffer.
@@ -163,6 +180,11 @@ func (w *writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if w.shortTail {
+		if err := w.loadTail(); err != nil {
+			return 0, err
+		}
+	}
 	chunk := int(w.d.cfg.ChunkSize)
 	n := 0
 	for len(p) > 0 {
@@ -194,7 +216,7 @@ func (w *writer) flush() error {
 	if err := w.storeBuf(); err != nil {
 		return err
 	}
-	w.segs = append(w.segs, segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf))})
+	w.segs = append(w.segs, segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf)), etag: w.etag})
 	w.base += int64(len(w.buf))
 	w.buf = w.buf[:0]
 	w.stored = false
@@ -204,11 +226,11 @@ func (w *writer) flush() error {
 // storeBuf writes the buffer as the segment at base.
 func (w *writer) storeBuf() error {
 	key := w.d.keys.segmentKey(w.path, w.base)
-	_, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+	info, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
 	if err != nil {
 		return w.d.fail("write", w.path, err)
 	}
-	w.stored = true
+	w.stored, w.etag = true, info.ETag
 	return nil
 }
 
@@ -254,28 +276,63 @@ func (w *writer) Close() error {
 }
 
 func (w *writer) Commit(ctx context.Context) error {
+	return w.commit(ctx, w.path)
+}
+
+// CommitTo implements driver.TargetCommitter: the object is composed at
+// dst's key instead of the writer's, which saves the server-side copy a
+// Move would make after Commit. Every segment is copied only as it was
+// listed or stored (its ETag): if another process replaced one meanwhile,
+// CommitTo fails with driver.ErrChanged and dst is left alone.
+func (w *writer) CommitTo(ctx context.Context, dst string) error {
+	return w.commit(ctx, dst)
+}
+
+func (w *writer) commit(ctx context.Context, dst string) error {
 	if w.closed || w.done {
 		return fmt.Errorf("s3: commit of closed writer %s", w.path)
 	}
 	w.done = true
 	defer w.release()
+	dstKey := w.d.keys.key(dst)
 	if w.committed >= 0 {
-		return nil // nothing appended to the object
+		// Opened on a committed object, and nothing appended to it.
+		if dst == w.path {
+			return nil
+		}
+		return w.d.move(ctx, w.path, dst, w.committed)
+	}
+	var tail []byte
+	if !w.stored {
+		tail = w.buf // written but not stored yet: sent from memory
+	} else if len(w.buf) > 0 {
+		w.segs = append(w.segs, segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf)), etag: w.etag})
 	}
 	var err error
-	if len(w.segs) == 0 {
-		_, err = w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
-	} else {
-		parts := make([]copyPart, len(w.segs))
-		for i, s := range w.segs {
-			parts[i] = copyPart{key: s.key, off: 0, size: s.size}
+	switch {
+	case len(w.segs) == 0 || (len(w.segs) == 1 && w.segs[0].size == 0):
+		_, err = w.d.core.PutObject(ctx, w.d.cfg.Bucket, dstKey, bytes.NewReader(tail), int64(len(tail)), "", "", w.d.putOptions())
+	case len(w.segs) == 1 && len(tail) == 0:
+		s := w.segs[0]
+		hdr := w.d.copyHeaders()
+		maps.Copy(hdr, s.copyCond())
+		_, err = w.d.core.CopyObject(ctx, w.d.cfg.Bucket, s.key, w.d.cfg.Bucket, dstKey, hdr, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+	default:
+		parts := make([]copyPart, 0, len(w.segs))
+		for _, s := range w.segs {
+			if s.size > 0 {
+				parts = append(parts, copyPart{key: s.key, off: 0, size: s.size, cond: s.copyCond()})
+			}
 		}
-		err = w.d.compose(ctx, w.key, parts, w.buf)
+		err = w.d.compose(ctx, dstKey, parts, tail)
 	}
 	if err != nil {
+		if isPreconditionFailed(err) || isNotFound(err) {
+			return fmt.Errorf("s3: commit %s to %s: %w (a segment was replaced or removed meanwhile)", w.path, dst, driver.ErrChanged)
+		}
 		return w.d.fail("commit", w.path, err)
 	}
-	if err := w.d.deleteState(ctx, w.path, false); err != nil {
+	if err := w.d.deleteState(ctx, w.path, dst != w.path); err != nil {
 		// The object is complete; leftover segments are only garbage
 		// that the object hides and a Delete of the directory removes.
 		w.d.cfg.Logger.WarnContext(ctx, "s3: removing the upload segments after commit failed", "path", w.path, "err", err)
@@ -288,4 +345,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	return w.d.deleteState(ctx, w.path, true)
 }
 
-var _ driver.FileWriter = (*writer)(nil)
+var (
+	_ driver.FileWriter      = (*writer)(nil)
+	_ driver.TargetCommitter = (*writer)(nil)
+)
