@@ -227,3 +227,56 @@ func TestCommitToChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeAfterLongTail: a request that ends with a tail of 5 MiB or
+// more (below chunksize) leaves it as a segment of its own; the next
+// request starts a new segment instead of reading the tail back and
+// sending it again, and the commit composes segments of uneven sizes.
+func TestResumeAfterLongTail(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	relay := startCountingRelay(t, m.Addr)
+	cfg := config(m, "/longtail")
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	cfg.ChunkSize = 8 << 20
+	d := open(t, cfg)
+	ctx := context.Background()
+	const part = 6 << 20 // each request's bytes: one tail of 6 MiB
+	content := make([]byte, 3*part)
+	for i := range content {
+		content[i] = byte(i ^ i>>11)
+	}
+	writeClosed(t, d, "/up/data", content[:part])
+	for i := 1; i < 3; i++ {
+		relay.reset()
+		w, err := d.Writer(ctx, "/up/data", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(content[i*part : (i+1)*part]); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if up, down := relay.up.Load(), relay.down.Load(); up > part+256<<10 || down > 256<<10 {
+			t.Errorf("request %d sent %d bytes to S3 and read %d back; want %d and nothing of the stored tail", i+1, up, down, part)
+		}
+	}
+	want := []string{"longtail/up/data~/00000000000000000000", "longtail/up/data~/00000000000006291456", "longtail/up/data~/00000000000012582912"}
+	if keys := keysUnder(t, m, "longtail/up/"); strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Errorf("segments: %v, want %v", keys, want)
+	}
+	if got, err := d.GetContent(ctx, "/up/data"); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("reading the unfinished file: %d bytes, %v", len(got), err)
+	}
+	w, err := d.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.(driver.TargetCommitter).CommitTo(ctx, "/blob/data"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.GetContent(ctx, "/blob/data"); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("committed content: %d bytes (want %d), %v", len(got), len(content), err)
+	}
+}

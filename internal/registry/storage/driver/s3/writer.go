@@ -22,12 +22,12 @@ import (
 //     empty) as the segment at its offset. The file is then fully in S3:
 //     Stat, Reader and List see it, and a writer opened with append in any
 //     process, later, lists the segments and carries on.
-//   - A resumed writer reads a tail shorter than chunksize back into its
-//     buffer on its first Write, and later stores the grown chunk under
-//     the same key, which replaces the tail in one PutObject. Every
-//     segment but the last is therefore at least 5 MiB, as S3 wants
-//     multipart parts. A writer opened only to be committed never reads
-//     the tail.
+//   - A resumed writer goes on in a new segment after a tail of at least
+//     5 MiB. A tail shorter than that it reads back into its buffer on
+//     its first Write, and later stores the grown chunk under the same
+//     key, which replaces the tail in one PutObject. Every segment but
+//     the last is therefore at least 5 MiB, as S3 wants multipart parts.
+//     A writer opened only to be committed never reads the tail.
 //   - Commit (or CommitTo, for another path) makes the object from the
 //     stored segments: one server-side CopyObject for a single segment,
 //     else a multipart upload whose parts are server-side copies of the
@@ -91,7 +91,10 @@ func (d *Driver) Writer(ctx context.Context, path string, appendTo bool) (driver
 		return w, nil
 	}
 	last := segs[len(segs)-1]
-	if last.size >= d.cfg.ChunkSize {
+	if last.size >= MinChunkSize {
+		// A tail S3 takes as a part stays as it is: the file goes on
+		// in a new segment, so a client sending chunks of 5 MiB or more
+		// has none of them sent to S3 twice.
 		w.segs, w.base = segs, last.off+last.size
 		return w, nil
 	}
