@@ -11,8 +11,8 @@
 // (debris of interrupted writes), ExactMover (a size-checked move), Pinger
 // (a reachability check), ScratchWriter (writes that need not wait for
 // stable storage), AtomicDirs (directories that appear and disappear
-// whole) and, on a FileWriter, TargetCommitter (a commit straight to
-// another path).
+// whole), Stager (a new file invisible until it is committed) and, on a
+// FileWriter, TargetCommitter (a commit straight to another path).
 package driver
 
 import (
@@ -143,6 +143,17 @@ type ExactMover interface {
 // the writer's own file is gone. It ends the writer as Commit does.
 type TargetCommitter interface {
 	CommitTo(ctx context.Context, dst string) error
+}
+
+// Stager is implemented by drivers that can write a new file that stays
+// invisible until its writer's Commit, and leaves nothing visible after
+// Cancel or a crash (S3: a multipart upload at the file's own key). A body
+// whose digest is known before it arrives can then be streamed straight to
+// its final path and checked before it appears there, without a copy. The
+// writer can't be resumed: Close cancels it. Checked's wrapper answers
+// ErrUnsupported for drivers without it.
+type Stager interface {
+	StagedWriter(ctx context.Context, path string) (FileWriter, error)
 }
 
 // ErrChanged is wrapped by MoveExact's error when the source is not (or no

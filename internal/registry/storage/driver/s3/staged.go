@@ -1,0 +1,141 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/minio/minio-go/v7"
+)
+
+// A stagedWriter writes a new file whose content S3 shows only at
+// Commit: full chunks go as the parts of a multipart upload at the file's
+// own key, started with the first full chunk; Commit sends the rest as
+// the last part and completes the upload (or, for a file under one chunk,
+// sends it with one PutObject). Until then nothing is visible at the key,
+// and Cancel aborts the upload. Memory: one chunk.
+//
+// Unlike a writer's segments, parts can't be read back or resumed; it is
+// for a body whose digest is known before it is sent, which the registry
+// checks before it commits.
+type stagedWriter struct {
+	ctx   context.Context
+	d     *Driver
+	path  string
+	key   string
+	id    string // multipart upload id; "" until the first part
+	parts []minio.CompletePart
+	buf   []byte
+	size  int64
+	done  bool
+}
+
+// StagedWriter implements driver.Stager.
+func (d *Driver) StagedWriter(ctx context.Context, path string) (driver.FileWriter, error) {
+	if path == "/" {
+		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
+	}
+	return &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path)}, nil
+}
+
+func (w *stagedWriter) Size() int64 { return w.size }
+
+func (w *stagedWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
+	}
+	chunk := int(w.d.cfg.ChunkSize)
+	n := 0
+	for len(p) > 0 {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, chunk)
+		}
+		k := min(chunk-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:k]...)
+		p, n, w.size = p[k:], n+k, w.size+int64(k)
+		if len(w.buf) == chunk {
+			if err := w.sendPart(w.ctx); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// sendPart sends the buffer as the next part, starting the upload first.
+func (w *stagedWriter) sendPart(ctx context.Context) error {
+	if w.id == "" {
+		id, err := w.d.core.NewMultipartUpload(ctx, w.d.cfg.Bucket, w.key, w.d.putOptions())
+		if err != nil {
+			return w.d.fail("start upload of", w.path, err)
+		}
+		w.id = id
+	}
+	n := len(w.parts) + 1
+	if n > maxParts {
+		return fmt.Errorf("s3: write %s: more than %d parts: raise chunksize", w.path, maxParts)
+	}
+	op, err := w.d.core.PutObjectPart(ctx, w.d.cfg.Bucket, w.key, w.id, n, bytes.NewReader(w.buf), int64(len(w.buf)), minio.PutObjectPartOptions{})
+	if err != nil {
+		return w.d.fail("write", w.path, err)
+	}
+	w.parts = append(w.parts, minio.CompletePart{PartNumber: n, ETag: op.ETag})
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Close abandons the file: a staged write can't be resumed.
+func (w *stagedWriter) Close() error {
+	return w.Cancel(context.WithoutCancel(w.ctx))
+}
+
+func (w *stagedWriter) Commit(ctx context.Context) error {
+	if w.done {
+		return fmt.Errorf("s3: commit of closed writer %s", w.path)
+	}
+	w.done = true
+	defer func() { w.buf = nil }()
+	if w.id == "" {
+		_, err := w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+		return w.d.fail("put", w.path, err)
+	}
+	if len(w.buf) > 0 {
+		if err := w.sendPart(ctx); err != nil {
+			w.abort(ctx)
+			return err
+		}
+	}
+	if _, err := w.d.core.CompleteMultipartUpload(ctx, w.d.cfg.Bucket, w.key, w.id, w.parts, minio.PutObjectOptions{}); err != nil {
+		w.abort(ctx)
+		return w.d.fail("commit", w.path, err)
+	}
+	return nil
+}
+
+func (w *stagedWriter) Cancel(ctx context.Context) error {
+	w.done, w.buf = true, nil
+	w.abort(ctx)
+	return nil
+}
+
+// abort drops the multipart upload, if one was started. A failure leaves
+// an incomplete upload that shows nowhere; PurgeMultipartUploads (or a
+// bucket lifecycle rule) removes it later.
+func (w *stagedWriter) abort(ctx context.Context) {
+	if w.id == "" {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := w.d.core.AbortMultipartUpload(actx, w.d.cfg.Bucket, w.key, w.id); err != nil && !isNotFound(err) {
+		w.d.cfg.Logger.WarnContext(ctx, "s3: aborting a multipart upload failed", "path", w.path, "err", err)
+	}
+	w.id = ""
+}
+
+var (
+	_ driver.Stager     = (*Driver)(nil)
+	_ driver.FileWriter = (*stagedWriter)(nil)
+)
