@@ -19,9 +19,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/s3"
 	"github.com/gatehouse-registry/gatehouse/internal/testenv"
 	"github.com/minio/minio-go/v7"
 )
+
+// multipartUploads lists the keys of the bucket's unfinished multipart
+// uploads with prefix (filtered here: MinIO lists a prefix only when it is
+// a whole key).
+func multipartUploads(t *testing.T, m *testenv.MinIO, prefix string) []string {
+	t.Helper()
+	res, err := minio.Core{Client: m.Client(t)}.ListMultipartUploads(context.Background(), m.Bucket, "", "", "", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, u := range res.Uploads {
+		if strings.HasPrefix(u.Key, prefix) {
+			keys = append(keys, u.Key)
+		}
+	}
+	return keys
+}
 
 // minioWrites returns the bytes MinIO has passed to write calls so far
 // (its wchar: files and sockets alike).
@@ -59,16 +80,11 @@ func TestMonolithicStaged(t *testing.T) {
 	sum := sha256.Sum256(blob)
 	dgst := "sha256:" + hex.EncodeToString(sum[:])
 	blobKey := "staged/docker/registry/v2/blobs/sha256/" + dgst[7:9] + "/" + dgst[7:] + "/data"
-	core := minio.Core{Client: m.Client(t)}
 	ctx := context.Background()
 	leftovers := func(t *testing.T) {
 		t.Helper()
-		res, err := core.ListMultipartUploads(ctx, m.Bucket, "staged/", "", "", "", 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range res.Uploads {
-			t.Errorf("multipart upload left behind: %s", u.Key)
+		for _, k := range multipartUploads(t, m, "staged/") {
+			t.Errorf("multipart upload left behind: %s", k)
 		}
 		for _, k := range keysUnder(t, m, "staged/docker/registry/v2/blobs/") {
 			if k != blobKey {
@@ -121,11 +137,7 @@ func TestMonolithicStaged(t *testing.T) {
 		// The abort follows the server noticing the closed connection.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			res, err := core.ListMultipartUploads(ctx, m.Bucket, "staged/", "", "", "", 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Uploads) == 0 || time.Now().After(deadline) {
+			if len(multipartUploads(t, m, "staged/")) == 0 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -172,4 +184,51 @@ func TestMonolithicStaged(t *testing.T) {
 			t.Fatalf("POST sha512: %d %s", code, body)
 		}
 	})
+}
+
+// TestPurgeStaged: upload purging aborts the multipart uploads a crash
+// left under the root directory once they are old enough, and leaves
+// younger ones and those outside the root alone.
+func TestPurgeStaged(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	d := open(t, config(m, "/purge"))
+	ctx := context.Background()
+	core := minio.Core{Client: m.Client(t)}
+	// A staged write cut short after its first part, as a crash leaves it.
+	w, err := d.(driver.Stager).StagedWriter(ctx, "/blobs/x/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, s3.MinChunkSize+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.NewMultipartUpload(ctx, m.Bucket, "elsewhere/data", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() []string { return multipartUploads(t, m, "") }
+	if got := pending(); len(got) != 2 {
+		t.Fatalf("multipart uploads before the purge: %v, want 2", got)
+	}
+	for _, c := range []struct {
+		age    time.Duration
+		dryRun bool
+		staged int
+		left   int
+	}{
+		{time.Hour, false, 0, 2},  // too young
+		{-time.Hour, true, 1, 2},  // a dry run counts it
+		{-time.Hour, false, 1, 1}, // removed
+		{-time.Hour, false, 0, 1}, // nothing more
+	} {
+		res, err := storage.PurgeUploads(ctx, d, c.age, c.dryRun)
+		if err != nil || res.Staged != c.staged {
+			t.Fatalf("PurgeUploads(%s, dry run %v) = %+v, %v; want %d staged writes", c.age, c.dryRun, res, err, c.staged)
+		}
+		if got := pending(); len(got) != c.left {
+			t.Fatalf("after PurgeUploads(%s, dry run %v): %v, want %d left", c.age, c.dryRun, got, c.left)
+		}
+	}
+	if got := pending(); got[0] != "elsewhere/data" {
+		t.Errorf("the upload outside the root directory: %v", got)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 )
 
 // Checked wraps d so that every call first checks its context and its
@@ -284,6 +285,17 @@ func (c checked) StagedWriter(ctx context.Context, path string) (FileWriter, err
 		return nil, ErrUnsupported
 	}
 	return s.StagedWriter(ctx, path)
+}
+
+func (c checked) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s, ok := c.d.(Stager)
+	if !ok {
+		return 0, ErrUnsupported
+	}
+	return s.PurgeStaged(ctx, cutoff, dryRun)
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
@@ -133,6 +134,43 @@ func (w *stagedWriter) abort(ctx context.Context) {
 		w.d.cfg.Logger.WarnContext(ctx, "s3: aborting a multipart upload failed", "path", w.path, "err", err)
 	}
 	w.id = ""
+}
+
+// PurgeStaged implements driver.Stager: it aborts the multipart uploads
+// under the root directory started before cutoff. Besides those of staged
+// writes and commits a crash cut short, these are registry:2's unfinished
+// uploads, which its own purge would abort at the same age.
+func (d *Driver) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	prefix := d.keys.root
+	if prefix != "" {
+		prefix += "/"
+	}
+	n := 0
+	keyMarker, idMarker := "", ""
+	for {
+		// The whole bucket, filtered here: MinIO lists a prefix only
+		// when it is an object's whole key.
+		res, err := d.core.ListMultipartUploads(ctx, d.cfg.Bucket, "", keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return n, d.fail("list multipart uploads under", "/", err)
+		}
+		for _, u := range res.Uploads {
+			if !strings.HasPrefix(u.Key, prefix) || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			if !dryRun {
+				err := d.core.AbortMultipartUpload(ctx, d.cfg.Bucket, u.Key, u.UploadID)
+				if err != nil && !isNotFound(err) {
+					return n, d.fail("abort the multipart upload of", "/"+u.Key, err)
+				}
+			}
+			n++
+		}
+		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
+			return n, nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
 }
 
 var (
