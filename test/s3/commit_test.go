@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
 	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/s3"
@@ -25,7 +26,10 @@ import (
 type countingRelay struct {
 	ln       net.Listener
 	up, down atomic.Int64 // to the server, from the server
-	wg       sync.WaitGroup
+	// cut, when above 0, breaks every connection once more than cut
+	// bytes went to the server (and each new one at once).
+	cut atomic.Int64
+	wg  sync.WaitGroup
 }
 
 func startCountingRelay(t *testing.T, addr string) *countingRelay {
@@ -48,7 +52,7 @@ func startCountingRelay(t *testing.T, addr string) *countingRelay {
 				continue
 			}
 			pipe := func(dst, src net.Conn, n *atomic.Int64) {
-				_, _ = io.Copy(countWriter{dst, n}, src)
+				_, _ = io.Copy(countWriter{dst, n, r}, src)
 				_ = dst.Close()
 				_ = src.Close()
 			}
@@ -64,9 +68,13 @@ func startCountingRelay(t *testing.T, addr string) *countingRelay {
 type countWriter struct {
 	w io.Writer
 	n *atomic.Int64
+	r *countingRelay
 }
 
 func (c countWriter) Write(p []byte) (int, error) {
+	if cut := c.r.cut.Load(); cut > 0 && c.n == &c.r.up && c.n.Load()+int64(len(p)) > cut {
+		return 0, errors.New("cut")
+	}
 	k, err := c.w.Write(p)
 	c.n.Add(int64(k))
 	return k, err
@@ -278,5 +286,56 @@ func TestResumeAfterLongTail(t *testing.T) {
 	}
 	if got, err := d.GetContent(ctx, "/blob/data"); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("committed content: %d bytes (want %d), %v", len(got), len(content), err)
+	}
+}
+
+// TestBackgroundStoreFails: S3 goes away while a chunk is being stored in
+// the background. The writer fails (on a later Write or on Close), keeps
+// no bytes after the failed chunk, and what is stored is a prefix of what
+// was written, which a new writer resumes.
+func TestBackgroundStoreFails(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	relay := startCountingRelay(t, m.Addr)
+	cfg := config(m, "/bgfail")
+	direct := open(t, cfg)
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	cfg.Timeouts.ResponseHeader = 5 * time.Second
+	d := open(t, cfg)
+	ctx := context.Background()
+	const chunk = s3.MinChunkSize
+	content := make([]byte, 4*chunk+100)
+	for i := range content {
+		content[i] = byte(i*13 + i>>16)
+	}
+	relay.cut.Store(int64(chunk + chunk/2)) // inside the second chunk's PUT
+	w, err := d.Writer(ctx, "/up/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := w.Write(content)
+	cerr := w.Close()
+	if werr == nil && cerr == nil {
+		t.Fatal("Write and Close both succeeded through a cut connection")
+	}
+	relay.cut.Store(0)
+	fi, err := direct.Stat(ctx, "/up/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != chunk || w.Size() != chunk {
+		t.Fatalf("stored %d bytes, the failed writer's Size %d; want the first chunk (%d) in both", fi.Size(), w.Size(), chunk)
+	}
+	w, err = direct.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content[chunk:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := direct.GetContent(ctx, "/up/data"); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("content after resuming: %d bytes (want %d), %v", len(got), len(content), err)
 	}
 }

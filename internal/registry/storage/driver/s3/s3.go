@@ -52,7 +52,8 @@ type Driver struct {
 	presign   *minio.Client
 	sse       encrypt.ServerSide
 	transport *http.Transport
-	endpoint  string // scheme://host, for messages
+	endpoint  string        // scheme://host, for messages
+	spares    chan struct{} // the second buffers of writers' pipes (pipe.go)
 }
 
 // New connects to the bucket cfg names and checks that it can be reached
@@ -64,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	cfg = cfg.withDefaults()
 	root, _ := rootPrefix(cfg.RootDirectory)
-	d := &Driver{cfg: cfg, keys: keyMap{root: root}}
+	d := &Driver{cfg: cfg, keys: keyMap{root: root}, spares: newSpares(cfg.ChunkSize)}
 	tr, err := newTransport(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)

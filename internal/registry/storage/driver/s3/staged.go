@@ -16,7 +16,8 @@ import (
 // own key, started with the first full chunk; Commit sends the rest as
 // the last part and completes the upload (or, for a file under one chunk,
 // sends it with one PutObject). Until then nothing is visible at the key,
-// and Cancel aborts the upload. Memory: one chunk.
+// and Cancel aborts the upload. Memory: one chunk, and a second one while
+// a part is sent in the background (pipe.go).
 //
 // Unlike a writer's segments, parts can't be read back or resumed; it is
 // for a body whose digest is known before it is sent, which the registry
@@ -31,6 +32,10 @@ type stagedWriter struct {
 	buf   []byte
 	size  int64
 	done  bool
+	// pipe sends parts in the background (the last of parts may be in
+	// flight); broken is the error of one that failed.
+	pipe   pipe
+	broken error
 }
 
 // StagedWriter implements driver.Stager.
@@ -38,7 +43,7 @@ func (d *Driver) StagedWriter(ctx context.Context, path string) (driver.FileWrit
 	if path == "/" {
 		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
 	}
-	return &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path)}, nil
+	return &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path), pipe: pipe{d: d}}, nil
 }
 
 func (w *stagedWriter) Size() int64 { return w.size }
@@ -47,13 +52,14 @@ func (w *stagedWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
 	}
+	if w.broken != nil {
+		return 0, w.broken
+	}
 	chunk := int(w.d.cfg.ChunkSize)
 	n := 0
 	for len(p) > 0 {
-		if w.buf == nil {
-			w.buf = make([]byte, 0, chunk)
-		}
 		k := min(chunk-len(w.buf), len(p))
+		w.buf = grow(w.buf, k, chunk)
 		w.buf = append(w.buf, p[:k]...)
 		p, n, w.size = p[k:], n+k, w.size+int64(k)
 		if len(w.buf) == chunk {
@@ -65,8 +71,12 @@ func (w *stagedWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// sendPart sends the buffer as the next part, starting the upload first.
+// sendPart sends the buffer as the next part, starting the upload first,
+// in the background when the pipe can take it.
 func (w *stagedWriter) sendPart(ctx context.Context) error {
+	if err := w.settle(); err != nil {
+		return err
+	}
 	if w.id == "" {
 		id, err := w.d.core.NewMultipartUpload(ctx, w.d.cfg.Bucket, w.key, w.d.putOptions())
 		if err != nil {
@@ -78,12 +88,39 @@ func (w *stagedWriter) sendPart(ctx context.Context) error {
 	if n > maxParts {
 		return fmt.Errorf("s3: write %s: more than %d parts: raise chunksize", w.path, maxParts)
 	}
-	op, err := w.d.core.PutObjectPart(ctx, w.d.cfg.Bucket, w.key, w.id, n, bytes.NewReader(w.buf), int64(len(w.buf)), minio.PutObjectPartOptions{})
-	if err != nil {
-		return w.d.fail("write", w.path, err)
+	put := func(b []byte) (string, error) {
+		op, err := w.d.core.PutObjectPart(ctx, w.d.cfg.Bucket, w.key, w.id, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+		return op.ETag, err
 	}
-	w.parts = append(w.parts, minio.CompletePart{PartNumber: n, ETag: op.ETag})
+	w.parts = append(w.parts, minio.CompletePart{PartNumber: n})
+	if next := w.pipe.start(w.buf, put); next != nil {
+		w.buf = next
+		return nil
+	}
+	etag, err := put(w.buf)
+	if err != nil {
+		w.broken = w.d.fail("write", w.path, err)
+		return w.broken
+	}
+	w.parts[n-1].ETag = etag
 	w.buf = w.buf[:0]
+	return nil
+}
+
+// settle waits for the part in flight; a failure breaks the writer.
+func (w *stagedWriter) settle() error {
+	if w.broken != nil {
+		return w.broken
+	}
+	etag, flew, err := w.pipe.wait()
+	if !flew {
+		return nil
+	}
+	if err != nil {
+		w.broken = w.d.fail("write", w.path, err)
+		return w.broken
+	}
+	w.parts[len(w.parts)-1].ETag = etag
 	return nil
 }
 
@@ -97,13 +134,21 @@ func (w *stagedWriter) Commit(ctx context.Context) error {
 		return fmt.Errorf("s3: commit of closed writer %s", w.path)
 	}
 	w.done = true
-	defer func() { w.buf = nil }()
+	defer func() { w.pipe.release(); w.buf = nil }()
+	if err := w.settle(); err != nil {
+		w.abort(ctx)
+		return err
+	}
 	if w.id == "" {
 		_, err := w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
 		return w.d.fail("put", w.path, err)
 	}
 	if len(w.buf) > 0 {
-		if err := w.sendPart(ctx); err != nil {
+		err := w.sendPart(ctx)
+		if err == nil {
+			err = w.settle()
+		}
+		if err != nil {
 			w.abort(ctx)
 			return err
 		}
@@ -116,6 +161,7 @@ func (w *stagedWriter) Commit(ctx context.Context) error {
 }
 
 func (w *stagedWriter) Cancel(ctx context.Context) error {
+	w.pipe.release()
 	w.done, w.buf = true, nil
 	w.abort(ctx)
 	return nil

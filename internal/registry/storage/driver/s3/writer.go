@@ -60,6 +60,12 @@ type writer struct {
 
 	etag string // of the segment at base, when stored holds
 
+	// pipe stores full chunks in the background (the last of segs may
+	// be in flight); broken is the error of one that failed, after which
+	// the writer only fails.
+	pipe   pipe
+	broken error
+
 	closed, done bool
 }
 
@@ -68,7 +74,7 @@ func (d *Driver) Writer(ctx context.Context, path string, appendTo bool) (driver
 	if path == "/" {
 		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
 	}
-	w := &writer{ctx: ctx, d: d, path: path, key: d.keys.key(path), committed: -1}
+	w := &writer{ctx: ctx, d: d, path: path, key: d.keys.key(path), committed: -1, pipe: pipe{d: d}}
 	if !appendTo {
 		// Start empty: drop an earlier object and unfinished segments.
 		if err := d.deleteState(ctx, path, true); err != nil {
@@ -106,7 +112,9 @@ func (d *Driver) Writer(ctx context.Context, path string, appendTo bool) (driver
 // loadTail reads the short tail segment back into the buffer, to grow it.
 func (w *writer) loadTail() error {
 	last := w.segs[len(w.segs)-1]
-	if err := w.load(last); err != nil {
+	if last.size == 0 {
+		w.buf = nil // an empty file: nothing to read
+	} else if err := w.load(last); err != nil {
 		return err
 	}
 	w.segs, w.base, w.stored, w.shortTail = w.segs[:len(w.segs)-1], last.off, true, false
@@ -163,10 +171,11 @@ func (d *Driver) deletePrefix(ctx context.Context, path, prefix string) error {
 
 func (w *writer) Size() int64 { return w.base + int64(len(w.buf)) }
 
-// release frees the buffer of a closed or committed writer, keeping its
-// bytes in base so that Size still counts them: the registry answers an
-// upload's Range from Size after Close.
+// release frees the buffers of a closed or committed writer, keeping the
+// bytes of buf in base so that Size still counts them: the registry
+// answers an upload's Range from Size after Close.
 func (w *writer) release() {
+	w.pipe.release()
 	w.base += int64(len(w.buf))
 	w.buf = nil
 }
@@ -174,6 +183,9 @@ func (w *writer) release() {
 func (w *writer) Write(p []byte) (int, error) {
 	if w.closed || w.done {
 		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
+	}
+	if w.broken != nil {
+		return 0, w.broken
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -191,16 +203,8 @@ func (w *writer) Write(p []byte) (int, error) {
 	chunk := int(w.d.cfg.ChunkSize)
 	n := 0
 	for len(p) > 0 {
-		if w.buf == nil {
-			w.buf = make([]byte, 0, min(chunk, max(len(p), 64<<10)))
-		}
-		room := chunk - len(w.buf)
-		k := min(room, len(p))
-		if len(w.buf)+k > cap(w.buf) {
-			grown := make([]byte, len(w.buf), min(chunk, max(2*cap(w.buf), len(w.buf)+k)))
-			copy(grown, w.buf)
-			w.buf = grown
-		}
+		k := min(chunk-len(w.buf), len(p))
+		w.buf = grow(w.buf, k, chunk)
 		w.buf = append(w.buf, p[:k]...)
 		w.stored = false
 		p = p[k:]
@@ -214,26 +218,76 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush stores the full buffer as the segment at base and starts the next.
+// grow returns buf with room for k more bytes, growing it by doubling
+// (from 64 KiB) up to chunk, so that a small file never takes a whole
+// chunk of memory.
+func grow(buf []byte, k, chunk int) []byte {
+	if len(buf)+k <= cap(buf) {
+		return buf
+	}
+	grown := make([]byte, len(buf), min(chunk, max(2*cap(buf), len(buf)+k, 64<<10)))
+	copy(grown, buf)
+	return grown
+}
+
+// flush stores the full buffer as the segment at base, in the background
+// when the pipe can take it, and starts the next.
 func (w *writer) flush() error {
-	if err := w.storeBuf(); err != nil {
+	if err := w.settle(); err != nil {
 		return err
 	}
-	w.segs = append(w.segs, segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf)), etag: w.etag})
-	w.base += int64(len(w.buf))
-	w.buf = w.buf[:0]
+	seg := segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf))}
+	w.segs = append(w.segs, seg)
+	if next := w.pipe.start(w.buf, func(b []byte) (string, error) { return w.put(seg.key, b) }); next != nil {
+		w.buf = next
+	} else {
+		if err := w.storeBuf(); err != nil {
+			w.segs = w.segs[:len(w.segs)-1]
+			return err
+		}
+		w.segs[len(w.segs)-1].etag = w.etag
+		w.buf = w.buf[:0]
+	}
+	w.base += seg.size
 	w.stored = false
 	return nil
 }
 
+// settle waits for the segment in flight. If storing it failed, the
+// writer forgets it and every byte after it (Size drops back to what is
+// stored) and fails from then on.
+func (w *writer) settle() error {
+	if w.broken != nil {
+		return w.broken
+	}
+	etag, flew, err := w.pipe.wait()
+	if !flew {
+		return nil
+	}
+	i := len(w.segs) - 1
+	if err != nil {
+		w.base, w.buf, w.stored = w.segs[i].off, nil, false
+		w.segs = w.segs[:i]
+		w.broken = w.d.fail("write", w.path, err)
+		return w.broken
+	}
+	w.segs[i].etag = etag
+	return nil
+}
+
+// put stores b as the object key and returns its ETag.
+func (w *writer) put(key string, b []byte) (string, error) {
+	info, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(b), int64(len(b)), "", "", w.d.putOptions())
+	return info.ETag, err
+}
+
 // storeBuf writes the buffer as the segment at base.
 func (w *writer) storeBuf() error {
-	key := w.d.keys.segmentKey(w.path, w.base)
-	info, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+	etag, err := w.put(w.d.keys.segmentKey(w.path, w.base), w.buf)
 	if err != nil {
 		return w.d.fail("write", w.path, err)
 	}
-	w.stored, w.etag = true, info.ETag
+	w.stored, w.etag = true, etag
 	return nil
 }
 
@@ -272,6 +326,9 @@ func (w *writer) Close() error {
 	}
 	w.closed = true
 	defer w.release()
+	if err := w.settle(); err != nil {
+		return err
+	}
 	if w.committed >= 0 || w.stored || (len(w.buf) == 0 && len(w.segs) > 0) {
 		return nil
 	}
@@ -297,6 +354,9 @@ func (w *writer) commit(ctx context.Context, dst string) error {
 	}
 	w.done = true
 	defer w.release()
+	if err := w.settle(); err != nil {
+		return err
+	}
 	dstKey := w.d.keys.key(dst)
 	if w.committed >= 0 {
 		// Opened on a committed object, and nothing appended to it.
@@ -344,6 +404,7 @@ func (w *writer) commit(ctx context.Context, dst string) error {
 }
 
 func (w *writer) Cancel(ctx context.Context) error {
+	w.pipe.release()
 	w.closed, w.buf = true, nil
 	return w.d.deleteState(ctx, w.path, true)
 }
