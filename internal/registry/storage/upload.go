@@ -316,7 +316,8 @@ type readerOnly struct{ io.Reader }
 //     flush and the move both refuse to go on when the data no longer has
 //     the size that was hashed (another replica appended to it), and the
 //     move copies only the version of the data it measured
-//     (driver.ExactMover).
+//     (driver.ExactMover, or driver.TargetCommitter where the data is
+//     composed straight at the blob's path).
 //   - Two commits of the same upload (a client retrying its PUT through a
 //     load balancer) both succeed when the blob ends up in place: blobs are
 //     content-addressed, so a commit that finds its data gone, or changed,
