@@ -164,6 +164,14 @@ func (h *Handler) finish(r *http.Request, up *storage.Upload, dgst digest.Digest
 		if r.ContentLength > 0 {
 			body = io.LimitReader(r.Body, r.ContentLength)
 		}
+		if desc, staged, err := up.CommitBody(ctx, body, r.ContentLength, dgst); staged {
+			if err != nil {
+				return storage.Descriptor{}, uploadAppendError(err)
+			}
+			return desc, nil
+		} else if err != nil {
+			return storage.Descriptor{}, err
+		}
 		n, err := up.Append(ctx, body)
 		if err != nil {
 			return storage.Descriptor{}, uploadAppendError(err)

@@ -424,7 +424,7 @@ func (a *App) purgeUploads(ctx context.Context) {
 		if err != nil {
 			a.log.Error("upload purge failed", "err", err)
 		} else {
-			a.log.Info("upload purge", "purged", res.Purged, "errors", res.Errors, "dry_run", up.DryRun)
+			a.log.Info("upload purge", "purged", res.Purged, "staged_writes", res.Staged, "errors", res.Errors, "dry_run", up.DryRun)
 		}
 		if !up.DryRun {
 			a.removeDebris(ctx)

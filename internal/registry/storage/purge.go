@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -14,11 +15,15 @@ type PurgeResult struct {
 	Purged int // removed (or, in a dry run, to remove)
 	Kept   int // younger than the cutoff
 	Errors int // could not be read or removed; the first error is returned
+	// Staged counts the unfinished staged writes removed (S3: multipart
+	// uploads a crash left, driver.Stager).
+	Staged int
 }
 
 // PurgeUploads removes uploads started more than olderThan ago, in every
 // repository (registry:2's upload purging). An upload whose startedat
-// cannot be read is judged by its directory's modification time. With
+// cannot be read is judged by its directory's modification time. Staged
+// writes (S3 multipart uploads) older than that are aborted too. With
 // dryRun nothing is deleted.
 func PurgeUploads(ctx context.Context, d driver.Driver, olderThan time.Duration, dryRun bool) (PurgeResult, error) {
 	var res PurgeResult
@@ -63,6 +68,13 @@ func PurgeUploads(ctx context.Context, d driver.Driver, olderThan time.Duration,
 				res.Purged--
 				fail(name, err)
 			}
+		}
+	}
+	if s, ok := d.(driver.Stager); ok {
+		n, err := s.PurgeStaged(ctx, cutoff, dryRun)
+		res.Staged = n
+		if err != nil && !errors.Is(err, driver.ErrUnsupported) {
+			fail("staged writes", err)
 		}
 	}
 	return res, first

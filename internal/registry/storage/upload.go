@@ -316,7 +316,8 @@ type readerOnly struct{ io.Reader }
 //     flush and the move both refuse to go on when the data no longer has
 //     the size that was hashed (another replica appended to it), and the
 //     move copies only the version of the data it measured
-//     (driver.ExactMover).
+//     (driver.ExactMover, or driver.TargetCommitter where the data is
+//     composed straight at the blob's path).
 //   - Two commits of the same upload (a client retrying its PUT through a
 //     load balancer) both succeed when the blob ends up in place: blobs are
 //     content-addressed, so a commit that finds its data gone, or changed,
@@ -377,13 +378,23 @@ func (u *Upload) Commit(ctx context.Context, dgst digest.Digest, expectedSize in
 		_ = w.Close()
 		return u.committedElsewhere(ctx, desc, fmt.Errorf("upload %s: %w (%d bytes, %d hashed)", u.id, driver.ErrChanged, w.Size(), size))
 	}
-	if err := w.Commit(ctx); err != nil {
-		return u.committedElsewhere(ctx, desc, err)
-	}
 	if existing, err := d.Stat(ctx, blobDataPath(dgst)); err == nil && !existing.IsDir() && existing.Size() == size {
-		// Same content already in place (another push got there first).
-	} else if err := moveExact(ctx, d, u.dataPath(), blobDataPath(dgst), size); err != nil {
-		return u.committedElsewhere(ctx, desc, err)
+		// Same content already in place (another push got there first):
+		// the data is removed with the upload.
+		_ = w.Close()
+	} else if tc, ok := w.(driver.TargetCommitter); ok {
+		// Straight to the blob's path (S3: one server-side compose
+		// instead of a compose and a copy).
+		if err := tc.CommitTo(ctx, blobDataPath(dgst)); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
+	} else {
+		if err := w.Commit(ctx); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
+		if err := moveExact(ctx, d, u.dataPath(), blobDataPath(dgst), size); err != nil {
+			return u.committedElsewhere(ctx, desc, err)
+		}
 	}
 	return u.finishCommit(ctx, desc)
 }

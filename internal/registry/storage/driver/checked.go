@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 )
 
 // Checked wraps d so that every call first checks its context and its
@@ -13,7 +14,7 @@ import (
 // new driver cannot forget them. The optional capabilities of d
 // (LocalFiler, Redirector) stay discoverable by type assertion, and
 // io.Closer is passed through. The wrapper always implements Janitor and
-// AtomicDirs, answering ErrUnsupported when d does not, and ExactMover,
+// AtomicDirs and Stager, answering ErrUnsupported when d does not, and ExactMover,
 // Pinger and ScratchWriter, with a generic fallback when d does not.
 func Checked(d Driver) Driver {
 	if _, ok := d.(checkedMarker); ok {
@@ -275,7 +276,30 @@ func (c checked) RemoveDir(ctx context.Context, path string) error {
 	return a.RemoveDir(ctx, path)
 }
 
+func (c checked) StagedWriter(ctx context.Context, path string) (FileWriter, error) {
+	if err := c.check(ctx, path); err != nil {
+		return nil, err
+	}
+	s, ok := c.d.(Stager)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	return s.StagedWriter(ctx, path)
+}
+
+func (c checked) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s, ok := c.d.(Stager)
+	if !ok {
+		return 0, ErrUnsupported
+	}
+	return s.PurgeStaged(ctx, cutoff, dryRun)
+}
+
 var (
+	_ Stager        = checked{}
 	_ Driver        = checked{}
 	_ Janitor       = checked{}
 	_ ExactMover    = checked{}

@@ -10,8 +10,9 @@
 // assertions: Redirector (presigned URLs), LocalFiler (sendfile), Janitor
 // (debris of interrupted writes), ExactMover (a size-checked move), Pinger
 // (a reachability check), ScratchWriter (writes that need not wait for
-// stable storage) and AtomicDirs (directories that appear and disappear
-// whole).
+// stable storage), AtomicDirs (directories that appear and disappear
+// whole), Stager (a new file invisible until it is committed) and, on a
+// FileWriter, TargetCommitter (a commit straight to another path).
 package driver
 
 import (
@@ -129,6 +130,34 @@ type Janitor interface {
 // has it: for other drivers it checks the size with Stat, then Moves.
 type ExactMover interface {
 	MoveExact(ctx context.Context, src, dst string, size int64) error
+}
+
+// TargetCommitter is implemented by FileWriters that can commit their
+// content straight to another path: the S3 writer composes its stored
+// segments at the destination's key, which saves the server-side copy of
+// the whole file that a Commit followed by a Move makes. Like MoveExact,
+// CommitTo moves exactly the content the writer measured (Size): if the
+// stored file changed since the writer was opened (another process
+// appended to it), it returns an error wrapping ErrChanged and leaves dst
+// alone. On success dst holds the content, replacing what was there, and
+// the writer's own file is gone. It ends the writer as Commit does.
+type TargetCommitter interface {
+	CommitTo(ctx context.Context, dst string) error
+}
+
+// Stager is implemented by drivers that can write a new file that stays
+// invisible until its writer's Commit, and leaves nothing visible after
+// Cancel or a crash (S3: a multipart upload at the file's own key). A body
+// whose digest is known before it arrives can then be streamed straight to
+// its final path and checked before it appears there, without a copy. The
+// writer can't be resumed: Close cancels it. Checked's wrapper answers
+// ErrUnsupported for drivers without it.
+type Stager interface {
+	StagedWriter(ctx context.Context, path string) (FileWriter, error)
+	// PurgeStaged removes what staged writes started before cutoff left
+	// behind (a crash or a failed abort), and returns how many it
+	// removed, or with dryRun would remove.
+	PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
 }
 
 // ErrChanged is wrapped by MoveExact's error when the source is not (or no

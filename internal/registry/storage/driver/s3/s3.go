@@ -52,7 +52,8 @@ type Driver struct {
 	presign   *minio.Client
 	sse       encrypt.ServerSide
 	transport *http.Transport
-	endpoint  string // scheme://host, for messages
+	endpoint  string        // scheme://host, for messages
+	spares    chan struct{} // the second buffers of writers' pipes (pipe.go)
 }
 
 // New connects to the bucket cfg names and checks that it can be reached
@@ -64,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	cfg = cfg.withDefaults()
 	root, _ := rootPrefix(cfg.RootDirectory)
-	d := &Driver{cfg: cfg, keys: keyMap{root: root}}
+	d := &Driver{cfg: cfg, keys: keyMap{root: root}, spares: newSpares(cfg.ChunkSize)}
 	tr, err := newTransport(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
@@ -317,6 +318,17 @@ type segment struct {
 	key       string
 	off, size int64
 	mod       time.Time
+	etag      string // as listed or stored; "" when unknown
+}
+
+// copyCond is the condition of a server-side copy of s: the source must
+// still be the version listed (or stored), so that a segment another
+// process replaced meanwhile (a tail it grew) is never copied unchecked.
+func (s segment) copyCond() map[string]string {
+	if s.etag == "" {
+		return nil
+	}
+	return map[string]string{"x-amz-copy-source-if-match": s.etag}
 }
 
 // segments lists the segments of the file being written at path, in
@@ -330,7 +342,7 @@ func (d *Driver) segments(ctx context.Context, path string) ([]segment, error) {
 			return nil, d.fail("list segments of", path, err)
 		}
 		if off, ok := segmentOffset(dir, oi.Key); ok {
-			all = append(all, segment{key: oi.Key, off: off, size: oi.Size, mod: oi.LastModified})
+			all = append(all, segment{key: oi.Key, off: off, size: oi.Size, mod: oi.LastModified, etag: oi.ETag})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].off < all[j].off })

@@ -1,0 +1,225 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/minio/minio-go/v7"
+)
+
+// A stagedWriter writes a new file whose content S3 shows only at
+// Commit: full chunks go as the parts of a multipart upload at the file's
+// own key, started with the first full chunk; Commit sends the rest as
+// the last part and completes the upload (or, for a file under one chunk,
+// sends it with one PutObject). Until then nothing is visible at the key,
+// and Cancel aborts the upload. Memory: one chunk, and a second one while
+// a part is sent in the background (pipe.go).
+//
+// Unlike a writer's segments, parts can't be read back or resumed; it is
+// for a body whose digest is known before it is sent, which the registry
+// checks before it commits.
+type stagedWriter struct {
+	ctx   context.Context
+	d     *Driver
+	path  string
+	key   string
+	id    string // multipart upload id; "" until the first part
+	parts []minio.CompletePart
+	buf   []byte
+	size  int64
+	done  bool
+	// pipe sends parts in the background (the last of parts may be in
+	// flight); broken is the error of one that failed.
+	pipe   pipe
+	broken error
+}
+
+// StagedWriter implements driver.Stager.
+func (d *Driver) StagedWriter(ctx context.Context, path string) (driver.FileWriter, error) {
+	if path == "/" {
+		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
+	}
+	return &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path), pipe: pipe{d: d}}, nil
+}
+
+func (w *stagedWriter) Size() int64 { return w.size }
+
+func (w *stagedWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("s3: write to closed writer %s", w.path)
+	}
+	if w.broken != nil {
+		return 0, w.broken
+	}
+	chunk := int(w.d.cfg.ChunkSize)
+	n := 0
+	for len(p) > 0 {
+		k := min(chunk-len(w.buf), len(p))
+		w.buf = grow(w.buf, k, chunk)
+		w.buf = append(w.buf, p[:k]...)
+		p, n, w.size = p[k:], n+k, w.size+int64(k)
+		if len(w.buf) == chunk {
+			if err := w.sendPart(w.ctx); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// sendPart sends the buffer as the next part, starting the upload first,
+// in the background when the pipe can take it.
+func (w *stagedWriter) sendPart(ctx context.Context) error {
+	if err := w.settle(); err != nil {
+		return err
+	}
+	if w.id == "" {
+		id, err := w.d.core.NewMultipartUpload(ctx, w.d.cfg.Bucket, w.key, w.d.putOptions())
+		if err != nil {
+			return w.d.fail("start upload of", w.path, err)
+		}
+		w.id = id
+	}
+	n := len(w.parts) + 1
+	if n > maxParts {
+		return fmt.Errorf("s3: write %s: more than %d parts: raise chunksize", w.path, maxParts)
+	}
+	put := func(b []byte) (string, error) {
+		op, err := w.d.core.PutObjectPart(ctx, w.d.cfg.Bucket, w.key, w.id, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+		return op.ETag, err
+	}
+	w.parts = append(w.parts, minio.CompletePart{PartNumber: n})
+	if next := w.pipe.start(w.buf, put); next != nil {
+		w.buf = next
+		return nil
+	}
+	etag, err := put(w.buf)
+	if err != nil {
+		w.broken = w.d.fail("write", w.path, err)
+		return w.broken
+	}
+	w.parts[n-1].ETag = etag
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// settle waits for the part in flight; a failure breaks the writer.
+func (w *stagedWriter) settle() error {
+	if w.broken != nil {
+		return w.broken
+	}
+	etag, flew, err := w.pipe.wait()
+	if !flew {
+		return nil
+	}
+	if err != nil {
+		w.broken = w.d.fail("write", w.path, err)
+		return w.broken
+	}
+	w.parts[len(w.parts)-1].ETag = etag
+	return nil
+}
+
+// Close abandons the file: a staged write can't be resumed.
+func (w *stagedWriter) Close() error {
+	return w.Cancel(context.WithoutCancel(w.ctx))
+}
+
+func (w *stagedWriter) Commit(ctx context.Context) error {
+	if w.done {
+		return fmt.Errorf("s3: commit of closed writer %s", w.path)
+	}
+	w.done = true
+	defer func() { w.pipe.release(); w.buf = nil }()
+	if err := w.settle(); err != nil {
+		w.abort(ctx)
+		return err
+	}
+	if w.id == "" {
+		_, err := w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
+		return w.d.fail("put", w.path, err)
+	}
+	if len(w.buf) > 0 {
+		err := w.sendPart(ctx)
+		if err == nil {
+			err = w.settle()
+		}
+		if err != nil {
+			w.abort(ctx)
+			return err
+		}
+	}
+	if _, err := w.d.core.CompleteMultipartUpload(ctx, w.d.cfg.Bucket, w.key, w.id, w.parts, minio.PutObjectOptions{}); err != nil {
+		w.abort(ctx)
+		return w.d.fail("commit", w.path, err)
+	}
+	return nil
+}
+
+func (w *stagedWriter) Cancel(ctx context.Context) error {
+	w.pipe.release()
+	w.done, w.buf = true, nil
+	w.abort(ctx)
+	return nil
+}
+
+// abort drops the multipart upload, if one was started. A failure leaves
+// an incomplete upload that shows nowhere; PurgeMultipartUploads (or a
+// bucket lifecycle rule) removes it later.
+func (w *stagedWriter) abort(ctx context.Context) {
+	if w.id == "" {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := w.d.core.AbortMultipartUpload(actx, w.d.cfg.Bucket, w.key, w.id); err != nil && !isNotFound(err) {
+		w.d.cfg.Logger.WarnContext(ctx, "s3: aborting a multipart upload failed", "path", w.path, "err", err)
+	}
+	w.id = ""
+}
+
+// PurgeStaged implements driver.Stager: it aborts the multipart uploads
+// under the root directory started before cutoff. Besides those of staged
+// writes and commits a crash cut short, these are registry:2's unfinished
+// uploads, which its own purge would abort at the same age.
+func (d *Driver) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	prefix := d.keys.root
+	if prefix != "" {
+		prefix += "/"
+	}
+	n := 0
+	keyMarker, idMarker := "", ""
+	for {
+		// The whole bucket, filtered here: MinIO lists a prefix only
+		// when it is an object's whole key.
+		res, err := d.core.ListMultipartUploads(ctx, d.cfg.Bucket, "", keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return n, d.fail("list multipart uploads under", "/", err)
+		}
+		for _, u := range res.Uploads {
+			if !strings.HasPrefix(u.Key, prefix) || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			if !dryRun {
+				err := d.core.AbortMultipartUpload(ctx, d.cfg.Bucket, u.Key, u.UploadID)
+				if err != nil && !isNotFound(err) {
+					return n, d.fail("abort the multipart upload of", "/"+u.Key, err)
+				}
+			}
+			n++
+		}
+		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
+			return n, nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+}
+
+var (
+	_ driver.Stager     = (*Driver)(nil)
+	_ driver.FileWriter = (*stagedWriter)(nil)
+)

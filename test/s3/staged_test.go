@@ -1,0 +1,234 @@
+//go:build integration
+
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver"
+	"github.com/gatehouse-registry/gatehouse/internal/registry/storage/driver/s3"
+	"github.com/gatehouse-registry/gatehouse/internal/testenv"
+	"github.com/minio/minio-go/v7"
+)
+
+// multipartUploads lists the keys of the bucket's unfinished multipart
+// uploads with prefix (filtered here: MinIO lists a prefix only when it is
+// a whole key).
+func multipartUploads(t *testing.T, m *testenv.MinIO, prefix string) []string {
+	t.Helper()
+	res, err := minio.Core{Client: m.Client(t)}.ListMultipartUploads(context.Background(), m.Bucket, "", "", "", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, u := range res.Uploads {
+		if strings.HasPrefix(u.Key, prefix) {
+			keys = append(keys, u.Key)
+		}
+	}
+	return keys
+}
+
+// minioWrites returns the bytes MinIO has passed to write calls so far
+// (its wchar: files and sockets alike).
+func minioWrites(t *testing.T, m *testenv.MinIO) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", m.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no wchar in MinIO's /proc io: %q", b)
+	return 0
+}
+
+// TestMonolithicStaged: a blob sent whole with its digest goes straight
+// to its path in the bucket as a multipart upload that is completed only
+// once the digest matched. A wrong digest or a body cut short leaves no
+// object and no multipart upload behind, and the registry goes on.
+func TestMonolithicStaged(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	g := startRegistry(t, testenv.RegistryGatehouse, m, "/staged")
+	base := "http://" + g.Addr + "/v2/staged/repo/blobs/"
+	blob := make([]byte, 12<<20+321) // three parts of 5 MiB chunks
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
+	dgst := "sha256:" + hex.EncodeToString(sum[:])
+	blobKey := "staged/docker/registry/v2/blobs/sha256/" + dgst[7:9] + "/" + dgst[7:] + "/data"
+	ctx := context.Background()
+	leftovers := func(t *testing.T) {
+		t.Helper()
+		for _, k := range multipartUploads(t, m, "staged/") {
+			t.Errorf("multipart upload left behind: %s", k)
+		}
+		for _, k := range keysUnder(t, m, "staged/docker/registry/v2/blobs/") {
+			if k != blobKey {
+				t.Errorf("unexpected blob key: %s", k)
+			}
+		}
+	}
+	post := func(t *testing.T, digest string, body []byte) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"uploads/?digest="+digest, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	stat := func() error {
+		_, err := m.Client(t).StatObject(ctx, m.Bucket, blobKey, minio.StatObjectOptions{})
+		return err
+	}
+
+	t.Run("wrong digest", func(t *testing.T) {
+		wrong := "sha256:" + strings.Repeat("0", 64)
+		code, body := post(t, wrong, blob)
+		if code != http.StatusBadRequest || !strings.Contains(body, "DIGEST_INVALID") {
+			t.Fatalf("POST with a wrong digest: %d %s, want 400 DIGEST_INVALID", code, body)
+		}
+		if err := stat(); err == nil {
+			t.Error("the blob's object exists after a wrong digest")
+		}
+		leftovers(t)
+	})
+	t.Run("body cut short", func(t *testing.T) {
+		c, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /v2/staged/repo/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", dgst, g.Addr, len(blob))
+		if _, err := c.Write(blob[:len(blob)-1000]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_ = c.Close()
+		// The abort follows the server noticing the closed connection.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if len(multipartUploads(t, m, "staged/")) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := stat(); err == nil {
+			t.Error("the blob's object exists after a body cut short")
+		}
+		leftovers(t)
+	})
+	t.Run("whole", func(t *testing.T) {
+		// MinIO writes the blob's bytes once (the parts, joined by the
+		// completion without a copy); then, for the same blob again,
+		// not at all.
+		for i, most := range []int{len(blob) + len(blob)/4, 1 << 20} {
+			before := minioWrites(t, m)
+			if code, body := post(t, dgst, blob); code != http.StatusCreated {
+				t.Fatalf("POST %d: %d %s", i+1, code, body)
+			}
+			if w := minioWrites(t, m) - before; w > int64(most) {
+				t.Errorf("POST %d of %d bytes: MinIO wrote %d bytes, want at most %d", i+1, len(blob), w, most)
+			}
+		}
+		resp, err := http.Get(base + dgst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, blob) {
+			t.Fatalf("GET: %s, %d bytes, %v", resp.Status, len(got), err)
+		}
+		if err := stat(); err != nil {
+			t.Errorf("the blob's object: %v", err)
+		}
+		leftovers(t)
+		if keys := keysUnder(t, m, "staged/docker/registry/v2/repositories/staged/repo/_uploads/"); len(keys) != 0 {
+			t.Errorf("upload state left behind: %v", keys)
+		}
+	})
+	t.Run("sha512", func(t *testing.T) {
+		small := blob[:6<<20]
+		s := sha512.Sum512(small)
+		if code, body := post(t, "sha512:"+hex.EncodeToString(s[:]), small); code != http.StatusCreated {
+			t.Fatalf("POST sha512: %d %s", code, body)
+		}
+	})
+}
+
+// TestPurgeStaged: upload purging aborts the multipart uploads a crash
+// left under the root directory once they are old enough, and leaves
+// younger ones and those outside the root alone.
+func TestPurgeStaged(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	d := open(t, config(m, "/purge"))
+	ctx := context.Background()
+	core := minio.Core{Client: m.Client(t)}
+	// A staged write cut short after its first part, as a crash leaves it.
+	w, err := d.(driver.Stager).StagedWriter(ctx, "/blobs/x/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, s3.MinChunkSize+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.NewMultipartUpload(ctx, m.Bucket, "elsewhere/data", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() []string { return multipartUploads(t, m, "") }
+	if got := pending(); len(got) != 2 {
+		t.Fatalf("multipart uploads before the purge: %v, want 2", got)
+	}
+	for _, c := range []struct {
+		age    time.Duration
+		dryRun bool
+		staged int
+		left   int
+	}{
+		{time.Hour, false, 0, 2},  // too young
+		{-time.Hour, true, 1, 2},  // a dry run counts it
+		{-time.Hour, false, 1, 1}, // removed
+		{-time.Hour, false, 0, 1}, // nothing more
+	} {
+		res, err := storage.PurgeUploads(ctx, d, c.age, c.dryRun)
+		if err != nil || res.Staged != c.staged {
+			t.Fatalf("PurgeUploads(%s, dry run %v) = %+v, %v; want %d staged writes", c.age, c.dryRun, res, err, c.staged)
+		}
+		if got := pending(); len(got) != c.left {
+			t.Fatalf("after PurgeUploads(%s, dry run %v): %v, want %d left", c.age, c.dryRun, got, c.left)
+		}
+	}
+	if got := pending(); got[0] != "elsewhere/data" {
+		t.Errorf("the upload outside the root directory: %v", got)
+	}
+}
