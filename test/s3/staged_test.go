@@ -195,14 +195,15 @@ func TestPurgeStaged(t *testing.T) {
 	ctx := context.Background()
 	core := minio.Core{Client: m.Client(t)}
 	// A staged write cut short after its first part, as a crash leaves it.
-	w, err := d.(driver.Stager).StagedWriter(ctx, "/blobs/x/data")
+	w, err := d.(driver.Stager).StagedWriter(ctx, "/docker/registry/v2/blobs/sha256/xx/x/data")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Write(make([]byte, s3.MinChunkSize+1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := core.NewMultipartUpload(ctx, m.Bucket, "elsewhere/data", minio.PutObjectOptions{}); err != nil {
+	// Under the root directory but not the registry's tree.
+	if _, err := core.NewMultipartUpload(ctx, m.Bucket, "purge/elsewhere/data", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pending := func() []string { return multipartUploads(t, m, "") }
@@ -228,7 +229,7 @@ func TestPurgeStaged(t *testing.T) {
 			t.Fatalf("after PurgeUploads(%s, dry run %v): %v, want %d left", c.age, c.dryRun, got, c.left)
 		}
 	}
-	if got := pending(); got[0] != "elsewhere/data" {
+	if got := pending(); got[0] != "purge/elsewhere/data" {
 		t.Errorf("the upload outside the root directory: %v", got)
 	}
 }

@@ -71,7 +71,7 @@ func PurgeUploads(ctx context.Context, d driver.Driver, olderThan time.Duration,
 		}
 	}
 	if s, ok := d.(driver.Stager); ok {
-		n, err := s.PurgeStaged(ctx, cutoff, dryRun)
+		n, err := s.PurgeStaged(ctx, rootPath, cutoff, dryRun)
 		res.Staged = n
 		if err != nil && !errors.Is(err, driver.ErrUnsupported) {
 			fail("staged writes", err)

@@ -287,15 +287,15 @@ func (c checked) StagedWriter(ctx context.Context, path string) (FileWriter, err
 	return s.StagedWriter(ctx, path)
 }
 
-func (c checked) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
-	if err := ctx.Err(); err != nil {
+func (c checked) PurgeStaged(ctx context.Context, path string, cutoff time.Time, dryRun bool) (int, error) {
+	if err := c.check(ctx, path); err != nil {
 		return 0, err
 	}
 	s, ok := c.d.(Stager)
 	if !ok {
 		return 0, ErrUnsupported
 	}
-	return s.PurgeStaged(ctx, cutoff, dryRun)
+	return s.PurgeStaged(ctx, path, cutoff, dryRun)
 }
 
 var (

@@ -154,10 +154,10 @@ type TargetCommitter interface {
 // ErrUnsupported for drivers without it.
 type Stager interface {
 	StagedWriter(ctx context.Context, path string) (FileWriter, error)
-	// PurgeStaged removes what staged writes started before cutoff left
-	// behind (a crash or a failed abort), and returns how many it
-	// removed, or with dryRun would remove.
-	PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
+	// PurgeStaged removes what staged writes below path started before
+	// cutoff left behind (a crash or a failed abort), and returns how
+	// many it removed, or with dryRun would remove.
+	PurgeStaged(ctx context.Context, path string, cutoff time.Time, dryRun bool) (int, error)
 }
 
 // ErrChanged is wrapped by MoveExact's error when the source is not (or no

@@ -183,14 +183,11 @@ func (w *stagedWriter) abort(ctx context.Context) {
 }
 
 // PurgeStaged implements driver.Stager: it aborts the multipart uploads
-// under the root directory started before cutoff. Besides those of staged
-// writes and commits a crash cut short, these are registry:2's unfinished
-// uploads, which its own purge would abort at the same age.
-func (d *Driver) PurgeStaged(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
-	prefix := d.keys.root
-	if prefix != "" {
-		prefix += "/"
-	}
+// below path started before cutoff. Besides those of staged writes and
+// commits a crash cut short, these are registry:2's unfinished uploads,
+// which its own purge would abort at the same age.
+func (d *Driver) PurgeStaged(ctx context.Context, path string, cutoff time.Time, dryRun bool) (int, error) {
+	prefix := d.keys.dirPrefix(path)
 	n := 0
 	keyMarker, idMarker := "", ""
 	for {
