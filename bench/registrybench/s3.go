@@ -28,7 +28,10 @@ import (
 // not part of it.
 
 const (
-	s3Seed      = 5 // the monolithic push's blob; the chunked push uses s3Seed+1
+	// The pushes of round r push the blobs of seeds s3Seed+2r (monolithic)
+	// and s3Seed+2r+1 (chunked): every round pushes new content, as a
+	// blob the registry already holds may not be written again.
+	s3Seed      = 20
 	s3SeedRSS   = 7
 	s3Region    = "us-east-1"
 	s3Root      = "/registry"
@@ -183,7 +186,11 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 		return after.Sub(before), err
 	}
 	b.logf("digests of the generated blobs")
-	monoDigest, chunkDigest := genDigest(s3Seed, b.o.size), genDigest(s3Seed+1, b.o.size)
+	monoDigests, chunkDigests := make([]string, b.o.runs), make([]string, b.o.runs)
+	for round := range b.o.runs {
+		monoDigests[round], chunkDigests[round] = genDigest(s3Seed+2*uint64(round), b.o.size), genDigest(s3Seed+2*uint64(round)+1, b.o.size)
+	}
+	monoDigest := monoDigests[0] // pulled, and named by the manifest
 	pushSecs := max(1, int(b.o.size/(150<<20)))
 	for round := range b.o.runs {
 		each(round, fmt.Sprintf("monolithic push of %s (round %d)", benchenv.MiB(b.o.size), round+1), func(k string, p *s3Pair, r *s3Result) error {
@@ -191,7 +198,7 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 			defer wait()
 			var d time.Duration
 			c, err := counted(func() (err error) {
-				d, err = p.main.t.pushMonolithic(ctx, s3Seed, b.o.size, monoDigest)
+				d, err = p.main.t.pushMonolithic(ctx, s3Seed+2*uint64(round), b.o.size, monoDigests[round])
 				return err
 			})
 			if err != nil {
@@ -205,7 +212,7 @@ func (b *bench) runS3(ctx context.Context, tools map[string]string) error {
 			defer wait()
 			var d time.Duration
 			c, err := counted(func() (err error) {
-				d, err = p.main.t.pushChunked(ctx, s3Seed+1, b.o.size, b.o.chunk, chunkDigest)
+				d, err = p.main.t.pushChunked(ctx, s3Seed+2*uint64(round)+1, b.o.size, b.o.chunk, chunkDigests[round])
 				return err
 			})
 			if err != nil {
