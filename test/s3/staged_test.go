@@ -195,7 +195,7 @@ func TestPurgeStaged(t *testing.T) {
 	ctx := context.Background()
 	core := minio.Core{Client: m.Client(t)}
 	// A staged write cut short after its first part, as a crash leaves it.
-	w, err := d.(driver.Stager).StagedWriter(ctx, "/docker/registry/v2/blobs/sha256/xx/x/data")
+	w, err := d.(driver.Stager).StagedWriter(ctx, "/docker/registry/v2/blobs/sha256/xx/x/data", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +231,102 @@ func TestPurgeStaged(t *testing.T) {
 	}
 	if got := pending(); got[0] != "purge/elsewhere/data" {
 		t.Errorf("the upload outside the root directory: %v", got)
+	}
+}
+
+// TestStagedWriter drives the S3 staged writer directly: a body of
+// unknown size is buffered into chunksize parts; one of known size is
+// streamed in parts of multipartcopychunksize (32 MiB); a streamed body
+// shorter or longer than announced fails and leaves nothing; so does a
+// cancel.
+func TestStagedWriter(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	d := open(t, config(m, "/stagedw"))
+	st := d.(driver.Stager)
+	ctx := context.Background()
+	content := make([]byte, 40<<20+17)
+	for i := range content {
+		content[i] = byte(i*7 + i>>19)
+	}
+	// write feeds b in pieces of odd sizes, as a copy loop would.
+	write := func(w driver.FileWriter, b []byte) error {
+		for len(b) > 0 {
+			k := min(len(b), 1<<20+333)
+			if _, err := w.Write(b[:k]); err != nil {
+				return err
+			}
+			b = b[k:]
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name  string
+		size  int64
+		parts string // the ETag's suffix: the number of parts
+	}{
+		{"unknown size", -1, "-9"}, // 5 MiB chunks
+		{"known size", int64(len(content)), "-2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := "/blob/" + strings.ReplaceAll(c.name, " ", "-")
+			w, err := st.StagedWriter(ctx, p, c.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := write(w, content); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Stat(ctx, p); !driver.IsNotFound(err) {
+				t.Fatalf("the file is visible before Commit: %v", err)
+			}
+			if err := w.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := d.GetContent(ctx, p); err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("content: %d bytes (want %d), %v", len(got), len(content), err)
+			}
+			oi, err := m.Client(t).StatObject(ctx, m.Bucket, "stagedw"+p, minio.StatObjectOptions{})
+			if err != nil || !strings.HasSuffix(oi.ETag, c.parts) {
+				t.Errorf("ETag %q, %v: want %s parts", oi.ETag, err, c.parts)
+			}
+		})
+	}
+	for _, c := range []struct {
+		name    string
+		written int
+		cancel  bool
+	}{
+		{"shorter than announced", len(content) - 5, false},
+		{"longer than announced", len(content) + 5, false},
+		{"cancelled mid-part", 20 << 20, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := "/bad/" + strings.ReplaceAll(c.name, " ", "-")
+			w, err := st.StagedWriter(ctx, p, int64(len(content)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := append(append([]byte{}, content...), "extra"...)[:c.written]
+			werr := write(w, body)
+			var cerr error
+			if c.cancel {
+				cerr = w.Cancel(ctx)
+			} else {
+				cerr = w.Commit(ctx)
+				if werr == nil && cerr == nil {
+					t.Fatalf("%d bytes of %d announced: Write and Commit succeeded", c.written, len(content))
+				}
+				_ = w.Cancel(ctx)
+			}
+			if c.cancel && (werr != nil || cerr != nil) {
+				t.Fatalf("Write %v, Cancel %v", werr, cerr)
+			}
+			if _, err := d.Stat(ctx, p); !driver.IsNotFound(err) {
+				t.Errorf("the file exists: %v", err)
+			}
+			if left := multipartUploads(t, m, "stagedw/bad/"); len(left) != 0 {
+				t.Errorf("multipart uploads left: %v", left)
+			}
+		})
 	}
 }

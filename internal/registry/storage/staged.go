@@ -50,7 +50,7 @@ func (u *Upload) CommitBody(ctx context.Context, body io.Reader, length int64, d
 		w = nil // stored already: only check that the body is that blob
 	} else if s, ok := d.(driver.Stager); !ok {
 		return Descriptor{}, false, nil
-	} else if w, err = s.StagedWriter(ctx, dst); err != nil {
+	} else if w, err = s.StagedWriter(ctx, dst, length); err != nil {
 		if errors.Is(err, driver.ErrUnsupported) {
 			return Descriptor{}, false, nil
 		}

@@ -276,7 +276,7 @@ func (c checked) RemoveDir(ctx context.Context, path string) error {
 	return a.RemoveDir(ctx, path)
 }
 
-func (c checked) StagedWriter(ctx context.Context, path string) (FileWriter, error) {
+func (c checked) StagedWriter(ctx context.Context, path string, size int64) (FileWriter, error) {
 	if err := c.check(ctx, path); err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (c checked) StagedWriter(ctx context.Context, path string) (FileWriter, err
 	if !ok {
 		return nil, ErrUnsupported
 	}
-	return s.StagedWriter(ctx, path)
+	return s.StagedWriter(ctx, path, size)
 }
 
 func (c checked) PurgeStaged(ctx context.Context, path string, cutoff time.Time, dryRun bool) (int, error) {

@@ -153,7 +153,10 @@ type TargetCommitter interface {
 // writer can't be resumed: Close cancels it. Checked's wrapper answers
 // ErrUnsupported for drivers without it.
 type Stager interface {
-	StagedWriter(ctx context.Context, path string) (FileWriter, error)
+	// StagedWriter starts the file. size is its length when the caller
+	// knows it (-1 otherwise): the driver may then stream it without
+	// holding it in memory, and more or fewer bytes than size fail.
+	StagedWriter(ctx context.Context, path string, size int64) (FileWriter, error)
 	// PurgeStaged removes what staged writes below path started before
 	// cutoff left behind (a crash or a failed abort), and returns how
 	// many it removed, or with dryRun would remove.

@@ -3,7 +3,9 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -18,6 +20,12 @@ import (
 // sends it with one PutObject). Until then nothing is visible at the key,
 // and Cancel aborts the upload. Memory: one chunk, and a second one while
 // a part is sent in the background (pipe.go).
+//
+// A file whose size is known and above one chunk is streamed instead:
+// each part is one PutObjectPart request whose body is fed by Write as the
+// bytes arrive (an io.Pipe), so nothing is held in memory, and the parts
+// are multipartcopychunksize (32 MiB) or more, as a Move makes them: S3
+// servers read large objects made of larger parts faster.
 //
 // Unlike a writer's segments, parts can't be read back or resumed; it is
 // for a body whose digest is known before it is sent, which the registry
@@ -36,14 +44,110 @@ type stagedWriter struct {
 	// flight); broken is the error of one that failed.
 	pipe   pipe
 	broken error
+
+	// Streaming (total >= 0): the announced size, the size of every
+	// part but the last, and the part being sent.
+	total, partSize int64
+	cur             *streamPart
+}
+
+// streamPart is a part whose body is being written.
+type streamPart struct {
+	pw   *io.PipeWriter
+	left int64 // bytes still to write into it
+	done chan struct{}
+	etag string
+	err  error
 }
 
 // StagedWriter implements driver.Stager.
-func (d *Driver) StagedWriter(ctx context.Context, path string) (driver.FileWriter, error) {
+func (d *Driver) StagedWriter(ctx context.Context, path string, size int64) (driver.FileWriter, error) {
 	if path == "/" {
 		return nil, &driver.InvalidPathError{Path: path, Driver: Name, Reason: "the root is a directory"}
 	}
-	return &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path), pipe: pipe{d: d}}, nil
+	w := &stagedWriter{ctx: ctx, d: d, path: path, key: d.keys.key(path), pipe: pipe{d: d}, total: -1}
+	if size > d.cfg.ChunkSize {
+		w.total = size
+		w.partSize = max(d.cfg.MultipartCopyChunkSize, d.cfg.ChunkSize, (size+maxParts-1)/maxParts)
+	}
+	return w, nil
+}
+
+// writeStream sends p into the parts of a streamed file.
+func (w *stagedWriter) writeStream(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if w.size >= w.total {
+			w.broken = fmt.Errorf("s3: write %s: more than the %d bytes announced", w.path, w.total)
+			return n, w.broken
+		}
+		if w.cur == nil {
+			if err := w.startPart(); err != nil {
+				w.broken = err
+				return n, err
+			}
+		}
+		k, err := w.cur.pw.Write(p[:min(int64(len(p)), w.cur.left)])
+		p, n, w.size, w.cur.left = p[k:], n+k, w.size+int64(k), w.cur.left-int64(k)
+		if err == nil && w.cur.left == 0 {
+			err = w.endPart()
+		}
+		if err != nil {
+			w.broken = w.d.fail("write", w.path, err)
+			return n, w.broken
+		}
+	}
+	return n, nil
+}
+
+// startPart starts the next part's request (and the upload, first).
+func (w *stagedWriter) startPart() error {
+	if w.id == "" {
+		id, err := w.d.core.NewMultipartUpload(w.ctx, w.d.cfg.Bucket, w.key, w.d.putOptions())
+		if err != nil {
+			return w.d.fail("start upload of", w.path, err)
+		}
+		w.id = id
+	}
+	n := len(w.parts) + 1
+	size := min(w.partSize, w.total-w.size)
+	pr, pw := io.Pipe()
+	sp := &streamPart{pw: pw, left: size, done: make(chan struct{})}
+	go func() {
+		defer close(sp.done)
+		op, err := w.d.core.PutObjectPart(w.ctx, w.d.cfg.Bucket, w.key, w.id, n, pr, size, minio.PutObjectPartOptions{})
+		sp.etag, sp.err = op.ETag, err
+		if err == nil {
+			err = io.ErrClosedPipe // the request is over: no more bytes
+		}
+		_ = pr.CloseWithError(err) // unblocks a Write the request no longer reads
+	}()
+	w.parts = append(w.parts, minio.CompletePart{PartNumber: n})
+	w.cur = sp
+	return nil
+}
+
+// dropPart ends the part being sent, if any, without its bytes, so that
+// its request fails and ends.
+func (w *stagedWriter) dropPart() {
+	if sp := w.cur; sp != nil {
+		w.cur = nil
+		_ = sp.pw.CloseWithError(errors.New("s3: staged write cancelled"))
+		<-sp.done
+	}
+}
+
+// endPart ends the body of the part being sent and waits for its answer.
+func (w *stagedWriter) endPart() error {
+	sp := w.cur
+	w.cur = nil
+	_ = sp.pw.Close()
+	<-sp.done
+	if sp.err != nil {
+		return sp.err
+	}
+	w.parts[len(w.parts)-1].ETag = sp.etag
+	return nil
 }
 
 func (w *stagedWriter) Size() int64 { return w.size }
@@ -54,6 +158,9 @@ func (w *stagedWriter) Write(p []byte) (int, error) {
 	}
 	if w.broken != nil {
 		return 0, w.broken
+	}
+	if w.total >= 0 {
+		return w.writeStream(p)
 	}
 	chunk := int(w.d.cfg.ChunkSize)
 	n := 0
@@ -139,6 +246,11 @@ func (w *stagedWriter) Commit(ctx context.Context) error {
 		w.abort(ctx)
 		return err
 	}
+	if w.total >= 0 && w.size != w.total {
+		w.dropPart()
+		w.abort(ctx)
+		return fmt.Errorf("s3: commit %s: %d bytes written of the %d announced", w.path, w.size, w.total)
+	}
 	if w.id == "" {
 		_, err := w.d.core.PutObject(ctx, w.d.cfg.Bucket, w.key, bytes.NewReader(w.buf), int64(len(w.buf)), "", "", w.d.putOptions())
 		return w.d.fail("put", w.path, err)
@@ -161,6 +273,7 @@ func (w *stagedWriter) Commit(ctx context.Context) error {
 }
 
 func (w *stagedWriter) Cancel(ctx context.Context) error {
+	w.dropPart()
 	w.pipe.release()
 	w.done, w.buf = true, nil
 	w.abort(ctx)
