@@ -136,10 +136,7 @@ func TestMonolithicStaged(t *testing.T) {
 		_ = c.Close()
 		// The abort follows the server noticing the closed connection.
 		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if len(multipartUploads(t, m, "staged/")) == 0 || time.Now().After(deadline) {
-				break
-			}
+		for len(multipartUploads(t, m, "staged/")) > 0 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if err := stat(); err == nil {
