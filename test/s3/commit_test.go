@@ -339,3 +339,44 @@ func TestBackgroundStoreFails(t *testing.T) {
 		t.Fatalf("content after resuming: %d bytes (want %d), %v", len(got), len(content), err)
 	}
 }
+
+// TestResumeTailGrownElsewhere: a writer resumes from a short tail, then
+// another process grows that tail before the writer's first Write. The
+// Write must fail (the tail is not the one listed), and Close must then
+// store nothing and report the size that is stored, not the tail it read
+// back on top of it.
+func TestResumeTailGrownElsewhere(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	cfg := config(m, "/grown")
+	a, b := open(t, cfg), open(t, cfg)
+	ctx := context.Background()
+	writeClosed(t, a, "/up/data", bytes.Repeat([]byte{'a'}, 1000))
+	w, err := a.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := b.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Fatal("Write over a tail another process grew succeeded")
+	}
+	_ = w.Close()
+	if w.Size() > 1004 {
+		t.Errorf("Size of the failed writer: %d; more than the 1004 bytes stored", w.Size())
+	}
+	want := []string{"grown/up/data~/00000000000000000000"}
+	if keys := keysUnder(t, m, "grown/up/"); strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Errorf("keys after the failed writer closed: %v, want %v", keys, want)
+	}
+	if got, err := b.GetContent(ctx, "/up/data"); err != nil || string(got) != strings.Repeat("a", 1000)+"more" {
+		t.Fatalf("content: %q, %v", got, err)
+	}
+}
