@@ -380,3 +380,44 @@ func TestResumeTailGrownElsewhere(t *testing.T) {
 		t.Fatalf("content: %q, %v", got, err)
 	}
 }
+
+// TestTailStoreFails: storing the tail at Close fails. The writer's Size
+// must then be what is stored (what an upload's error answer gives as
+// its Range), not count the tail that never reached S3.
+func TestTailStoreFails(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	relay := startCountingRelay(t, m.Addr)
+	cfg := config(m, "/tailfail")
+	direct := open(t, cfg)
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	cfg.Timeouts.ResponseHeader = 5 * time.Second
+	d := open(t, cfg)
+	ctx := context.Background()
+	const chunk = s3.MinChunkSize
+	content := bytes.Repeat([]byte{'t'}, chunk+512<<10)
+	w, err := d.Writer(ctx, "/up/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content[:chunk]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content[chunk:]); err != nil {
+		t.Fatal(err)
+	}
+	// Once the chunk (stored in the background) has gone out, every
+	// request that follows is refused: the tail is not stored.
+	testenv.Eventually(t, 10*time.Second, "the chunk to be sent", func() bool { return relay.up.Load() > chunk })
+	relay.cut.Store(relay.up.Load() + 64<<10)
+	if err := w.Close(); err == nil {
+		t.Fatal("Close succeeded through a cut connection")
+	}
+	relay.cut.Store(0)
+	fi, err := direct.Stat(ctx, "/up/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != fi.Size() {
+		t.Fatalf("the failed writer's Size is %d, %d bytes are stored", w.Size(), fi.Size())
+	}
+}

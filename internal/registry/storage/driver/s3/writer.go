@@ -333,7 +333,12 @@ func (w *writer) Close() error {
 	if w.committed >= 0 || w.stored || (len(w.buf) == 0 && len(w.segs) > 0) {
 		return nil
 	}
-	return w.storeBuf()
+	if err := w.storeBuf(); err != nil {
+		// The tail is not stored: Size drops back to what S3 holds.
+		w.buf = nil
+		return err
+	}
+	return nil
 }
 
 func (w *writer) Commit(ctx context.Context) error {
