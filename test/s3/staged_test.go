@@ -137,10 +137,7 @@ func TestMonolithicStaged(t *testing.T) {
 		_ = c.Close()
 		// The abort follows the server noticing the closed connection.
 		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if len(multipartUploads(t, m, "staged/")) == 0 || time.Now().After(deadline) {
-				break
-			}
+		for len(multipartUploads(t, m, "staged/")) != 0 && !time.Now().After(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if err := stat(); err == nil {
@@ -268,6 +265,7 @@ func TestMonolithicStorageDown(t *testing.T) {
 			t.Fatalf("%d bytes: reading the answer: %v", size, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
 		_ = c.Close()
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%d bytes with MinIO stopped mid-body: %s (Retry-After %q) %s; want 503 with a Retry-After",
