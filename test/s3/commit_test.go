@@ -339,3 +339,85 @@ func TestBackgroundStoreFails(t *testing.T) {
 		t.Fatalf("content after resuming: %d bytes (want %d), %v", len(got), len(content), err)
 	}
 }
+
+// TestResumeTailGrownElsewhere: a writer resumes from a short tail, then
+// another process grows that tail before the writer's first Write. The
+// Write must fail (the tail is not the one listed), and Close must then
+// store nothing and report the size that is stored, not the tail it read
+// back on top of it.
+func TestResumeTailGrownElsewhere(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	cfg := config(m, "/grown")
+	a, b := open(t, cfg), open(t, cfg)
+	ctx := context.Background()
+	writeClosed(t, a, "/up/data", bytes.Repeat([]byte{'a'}, 1000))
+	w, err := a.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := b.Writer(ctx, "/up/data", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Fatal("Write over a tail another process grew succeeded")
+	}
+	_ = w.Close()
+	if w.Size() > 1004 {
+		t.Errorf("Size of the failed writer: %d; more than the 1004 bytes stored", w.Size())
+	}
+	want := []string{"grown/up/data~/00000000000000000000"}
+	if keys := keysUnder(t, m, "grown/up/"); strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Errorf("keys after the failed writer closed: %v, want %v", keys, want)
+	}
+	if got, err := b.GetContent(ctx, "/up/data"); err != nil || string(got) != strings.Repeat("a", 1000)+"more" {
+		t.Fatalf("content: %q, %v", got, err)
+	}
+}
+
+// TestTailStoreFails: storing the tail at Close fails. The writer's Size
+// must then be what is stored (what an upload's error answer gives as
+// its Range), not count the tail that never reached S3.
+func TestTailStoreFails(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	relay := startCountingRelay(t, m.Addr)
+	cfg := config(m, "/tailfail")
+	direct := open(t, cfg)
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	cfg.Timeouts.ResponseHeader = 5 * time.Second
+	d := open(t, cfg)
+	ctx := context.Background()
+	const chunk = s3.MinChunkSize
+	content := bytes.Repeat([]byte{'t'}, chunk+512<<10)
+	w, err := d.Writer(ctx, "/up/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content[:chunk]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content[chunk:]); err != nil {
+		t.Fatal(err)
+	}
+	// Once the chunk (stored in the background) has gone out, every
+	// request that follows is refused: the tail is not stored.
+	testenv.Eventually(t, 10*time.Second, "the chunk to be sent", func() bool { return relay.up.Load() > chunk })
+	relay.cut.Store(relay.up.Load() + 64<<10)
+	if err := w.Close(); err == nil {
+		t.Fatal("Close succeeded through a cut connection")
+	}
+	relay.cut.Store(0)
+	fi, err := direct.Stat(ctx, "/up/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != fi.Size() {
+		t.Fatalf("the failed writer's Size is %d, %d bytes are stored", w.Size(), fi.Size())
+	}
+}

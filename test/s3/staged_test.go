@@ -3,6 +3,7 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -325,5 +326,48 @@ func TestStagedWriter(t *testing.T) {
 				t.Errorf("multipart uploads left: %v", left)
 			}
 		})
+	}
+}
+
+// TestMonolithicStorageDown: MinIO stops while a blob sent whole streams
+// in, below one chunk (the object is put at the end) and above (parts
+// are sent as it comes). The client gets 503 with a Retry-After, as for
+// a chunked push, not a 500.
+func TestMonolithicStorageDown(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	g := startRegistry(t, testenv.RegistryGatehouse, m, "/down")
+	for _, size := range []int{1 << 20, 12 << 20} {
+		blob := make([]byte, size)
+		if _, err := rand.Read(blob); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(blob)
+		dgst := "sha256:" + hex.EncodeToString(sum[:])
+		c, err := net.Dial("tcp", g.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /v2/down/repo/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", dgst, g.Addr, len(blob))
+		if _, err := c.Write(blob[:len(blob)/3]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // the upload is created
+		m.Stop()
+		// The answer may come before the rest is sent (the registry
+		// stops reading when S3 fails): write it on the side.
+		go func() { _, _ = c.Write(blob[len(blob)/3:]) }()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%d bytes: reading the answer: %v", size, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		_ = c.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%d bytes with MinIO stopped mid-body: %s (Retry-After %q) %s; want 503 with a Retry-After",
+				size, resp.Status, resp.Header.Get("Retry-After"), body)
+		}
+		m.Restart()
 	}
 }

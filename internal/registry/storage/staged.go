@@ -19,8 +19,9 @@ import (
 // with that size, the body is only hashed.
 //
 // staged is false, with nothing read from body, when this path does not
-// apply (the upload already holds bytes, or the driver has no Stager):
-// the caller then appends and commits as usual. A digest mismatch leaves
+// apply (the upload already holds bytes, or the driver has no Stager and
+// the blob is not already stored with that size: the hash-only case needs
+// no Stager): the caller then appends and commits as usual. A digest mismatch leaves
 // the upload in place, empty, as Commit does.
 func (u *Upload) CommitBody(ctx context.Context, body io.Reader, length int64, dgst digest.Digest) (desc Descriptor, staged bool, err error) {
 	if err := u.repo.reg.writable(); err != nil {

@@ -281,8 +281,8 @@ func (w *stagedWriter) Cancel(ctx context.Context) error {
 }
 
 // abort drops the multipart upload, if one was started. A failure leaves
-// an incomplete upload that shows nowhere; PurgeMultipartUploads (or a
-// bucket lifecycle rule) removes it later.
+// an incomplete upload that shows nowhere; PurgeStaged (upload purging)
+// or a bucket lifecycle rule removes it later.
 func (w *stagedWriter) abort(ctx context.Context) {
 	if w.id == "" {
 		return

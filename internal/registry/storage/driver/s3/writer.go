@@ -121,22 +121,23 @@ func (w *writer) loadTail() error {
 	return nil
 }
 
-// load reads segment s into the buffer.
+// load reads segment s into the buffer. On an error the buffer is left
+// as it was: bytes read back from a segment that is not the one listed
+// (another process grew it meanwhile) must never be stored by Close.
 func (w *writer) load(s segment) error {
 	rc, _, _, err := w.d.core.GetObject(w.ctx, w.d.cfg.Bucket, s.key, minio.GetObjectOptions{})
 	if err != nil {
 		return w.d.fail("resume", w.path, err)
 	}
 	defer func() { _ = rc.Close() }()
-	w.buf = make([]byte, 0, w.d.cfg.ChunkSize)
-	b := bytes.NewBuffer(w.buf)
+	b := bytes.NewBuffer(make([]byte, 0, w.d.cfg.ChunkSize))
 	if _, err := io.Copy(b, io.LimitReader(rc, w.d.cfg.ChunkSize)); err != nil {
 		return w.d.fail("resume", w.path, err)
 	}
-	w.buf = b.Bytes()
-	if int64(len(w.buf)) != s.size {
-		return fmt.Errorf("s3: resume %s: segment at %d has %d bytes, listed as %d", w.path, s.off, len(w.buf), s.size)
+	if int64(b.Len()) != s.size {
+		return fmt.Errorf("s3: resume %s: segment at %d has %d bytes, listed as %d", w.path, s.off, b.Len(), s.size)
 	}
+	w.buf = b.Bytes()
 	return nil
 }
 
@@ -332,7 +333,12 @@ func (w *writer) Close() error {
 	if w.committed >= 0 || w.stored || (len(w.buf) == 0 && len(w.segs) > 0) {
 		return nil
 	}
-	return w.storeBuf()
+	if err := w.storeBuf(); err != nil {
+		// The tail is not stored: Size drops back to what S3 holds.
+		w.buf = nil
+		return err
+	}
+	return nil
 }
 
 func (w *writer) Commit(ctx context.Context) error {
