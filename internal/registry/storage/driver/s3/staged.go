@@ -87,9 +87,19 @@ func (w *stagedWriter) writeStream(p []byte) (int, error) {
 				return n, err
 			}
 		}
-		k, err := w.cur.pw.Write(p[:min(int64(len(p)), w.cur.left)])
-		p, n, w.size, w.cur.left = p[k:], n+k, w.size+int64(k), w.cur.left-int64(k)
-		if err == nil && w.cur.left == 0 {
+		sp := w.cur
+		k, err := sp.pw.Write(p[:min(int64(len(p)), sp.left)])
+		p, n, w.size, sp.left = p[k:], n+k, w.size+int64(k), sp.left-int64(k)
+		switch {
+		case err != nil:
+			// The request ended early; its own error says why (the
+			// transport may have closed the body first, which is all
+			// the write saw).
+			<-sp.done
+			if sp.err != nil {
+				err = sp.err
+			}
+		case sp.left == 0:
 			err = w.endPart()
 		}
 		if err != nil {
