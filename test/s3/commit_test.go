@@ -29,7 +29,10 @@ type countingRelay struct {
 	// cut, when above 0, breaks every connection once more than cut
 	// bytes went to the server (and each new one at once).
 	cut atomic.Int64
-	wg  sync.WaitGroup
+	// slow, when set, sends to the server at most 64 KiB every 2 ms
+	// (about 30 MB/s), so that a chunk stays in flight a while.
+	slow atomic.Bool
+	wg   sync.WaitGroup
 }
 
 func startCountingRelay(t *testing.T, addr string) *countingRelay {
@@ -74,6 +77,19 @@ type countWriter struct {
 func (c countWriter) Write(p []byte) (int, error) {
 	if cut := c.r.cut.Load(); cut > 0 && c.n == &c.r.up && c.n.Load()+int64(len(p)) > cut {
 		return 0, errors.New("cut")
+	}
+	if c.n == &c.r.up && c.r.slow.Load() {
+		done := 0
+		for done < len(p) {
+			time.Sleep(2 * time.Millisecond)
+			k, err := c.w.Write(p[done:min(len(p), done+64<<10)])
+			done += k
+			c.n.Add(int64(k))
+			if err != nil {
+				return done, err
+			}
+		}
+		return done, nil
 	}
 	k, err := c.w.Write(p)
 	c.n.Add(int64(k))
@@ -419,5 +435,42 @@ func TestTailStoreFails(t *testing.T) {
 	}
 	if w.Size() != fi.Size() {
 		t.Fatalf("the failed writer's Size is %d, %d bytes are stored", w.Size(), fi.Size())
+	}
+}
+
+// TestBackgroundStoreOutlivesCancel: the request's context is cancelled
+// (the client went away) while a full chunk is being stored in the
+// background. That chunk was received whole: it is stored all the same,
+// and the upload resumes after it; only the unstored tail is lost.
+func TestBackgroundStoreOutlivesCancel(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	relay := startCountingRelay(t, m.Addr)
+	cfg := config(m, "/outlive")
+	direct := open(t, cfg)
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	d := open(t, cfg)
+	const chunk = s3.MinChunkSize
+	content := make([]byte, chunk+1000)
+	for i := range content {
+		content[i] = byte(i * 11)
+	}
+	relay.slow.Store(true) // the chunk takes about 170 ms to reach MinIO
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := d.Writer(ctx, "/up/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_ = w.Close() // the tail can't be stored with a cancelled context
+	relay.slow.Store(false)
+	fi, err := direct.Stat(context.Background(), "/up/data")
+	if err != nil || fi.Size() != chunk {
+		t.Fatalf("stored after the cancel: %v, %v; want the chunk that was in flight (%d bytes)", fi, err, chunk)
+	}
+	if w.Size() != chunk {
+		t.Errorf("the writer's Size after Close is %d, want %d", w.Size(), chunk)
 	}
 }

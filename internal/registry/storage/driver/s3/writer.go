@@ -239,7 +239,11 @@ func (w *writer) flush() error {
 	}
 	seg := segment{key: w.d.keys.segmentKey(w.path, w.base), off: w.base, size: int64(len(w.buf))}
 	w.segs = append(w.segs, seg)
-	if next := w.pipe.start(w.buf, func(b []byte) (string, error) { return w.put(seg.key, b) }); next != nil {
+	// A chunk in flight is finished even if the request is cancelled
+	// (a client that went away mid-body): it was received whole, and the
+	// upload resumes after it. The transport's timeouts bound the call.
+	bg := context.WithoutCancel(w.ctx)
+	if next := w.pipe.start(w.buf, func(b []byte) (string, error) { return w.put(bg, seg.key, b) }); next != nil {
 		w.buf = next
 	} else {
 		if err := w.storeBuf(); err != nil {
@@ -277,14 +281,14 @@ func (w *writer) settle() error {
 }
 
 // put stores b as the object key and returns its ETag.
-func (w *writer) put(key string, b []byte) (string, error) {
-	info, err := w.d.core.PutObject(w.ctx, w.d.cfg.Bucket, key, bytes.NewReader(b), int64(len(b)), "", "", w.d.putOptions())
+func (w *writer) put(ctx context.Context, key string, b []byte) (string, error) {
+	info, err := w.d.core.PutObject(ctx, w.d.cfg.Bucket, key, bytes.NewReader(b), int64(len(b)), "", "", w.d.putOptions())
 	return info.ETag, err
 }
 
 // storeBuf writes the buffer as the segment at base.
 func (w *writer) storeBuf() error {
-	etag, err := w.put(w.d.keys.segmentKey(w.path, w.base), w.buf)
+	etag, err := w.put(w.ctx, w.d.keys.segmentKey(w.path, w.base), w.buf)
 	if err != nil {
 		return w.d.fail("write", w.path, err)
 	}
