@@ -96,6 +96,21 @@ func (c countWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
+// throughRelay opens two drivers on m's bucket under root: d through a
+// new counting relay (its config changed by tweak first, when not nil)
+// and direct, straight to MinIO.
+func throughRelay(t *testing.T, m *testenv.MinIO, root string, tweak func(*s3.Config)) (d, direct driver.Driver, relay *countingRelay) {
+	t.Helper()
+	relay = startCountingRelay(t, m.Addr)
+	cfg := config(m, root)
+	direct = open(t, cfg)
+	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	return open(t, cfg), direct, relay
+}
+
 func (r *countingRelay) reset() { r.up.Store(0); r.down.Store(0) }
 
 // writeClosed writes content to p with a new writer and closes it (what
@@ -132,10 +147,7 @@ func keysUnder(t *testing.T, m *testenv.MinIO, prefix string) []string {
 // stored bytes are copied inside S3, not sent again.
 func TestCommitTo(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	relay := startCountingRelay(t, m.Addr)
-	cfg := config(m, "/commitTo")
-	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
-	d := open(t, cfg)
+	d, _, relay := throughRelay(t, m, "/commitTo", nil)
 	ctx := context.Background()
 	pattern := func(n int) []byte {
 		b := make([]byte, n)
@@ -258,11 +270,9 @@ func TestCommitToChanged(t *testing.T) {
 // sending it again, and the commit composes segments of uneven sizes.
 func TestResumeAfterLongTail(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	relay := startCountingRelay(t, m.Addr)
-	cfg := config(m, "/longtail")
-	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
-	cfg.ChunkSize = 8 << 20
-	d := open(t, cfg)
+	d, _, relay := throughRelay(t, m, "/longtail", func(c *s3.Config) {
+		c.ChunkSize = 8 << 20
+	})
 	ctx := context.Background()
 	const part = 6 << 20 // each request's bytes: one tail of 6 MiB
 	content := make([]byte, 3*part)
@@ -311,12 +321,9 @@ func TestResumeAfterLongTail(t *testing.T) {
 // was written, which a new writer resumes.
 func TestBackgroundStoreFails(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	relay := startCountingRelay(t, m.Addr)
-	cfg := config(m, "/bgfail")
-	direct := open(t, cfg)
-	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
-	cfg.Timeouts.ResponseHeader = 5 * time.Second
-	d := open(t, cfg)
+	d, direct, relay := throughRelay(t, m, "/bgfail", func(c *s3.Config) {
+		c.Timeouts.ResponseHeader = 5 * time.Second
+	})
 	ctx := context.Background()
 	const chunk = s3.MinChunkSize
 	content := make([]byte, 4*chunk+100)
@@ -402,12 +409,9 @@ func TestResumeTailGrownElsewhere(t *testing.T) {
 // its Range), not count the tail that never reached S3.
 func TestTailStoreFails(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	relay := startCountingRelay(t, m.Addr)
-	cfg := config(m, "/tailfail")
-	direct := open(t, cfg)
-	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
-	cfg.Timeouts.ResponseHeader = 5 * time.Second
-	d := open(t, cfg)
+	d, direct, relay := throughRelay(t, m, "/tailfail", func(c *s3.Config) {
+		c.Timeouts.ResponseHeader = 5 * time.Second
+	})
 	ctx := context.Background()
 	const chunk = s3.MinChunkSize
 	content := bytes.Repeat([]byte{'t'}, chunk+512<<10)
@@ -444,11 +448,7 @@ func TestTailStoreFails(t *testing.T) {
 // and the upload resumes after it; only the unstored tail is lost.
 func TestBackgroundStoreOutlivesCancel(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	relay := startCountingRelay(t, m.Addr)
-	cfg := config(m, "/outlive")
-	direct := open(t, cfg)
-	cfg.RegionEndpoint = "http://" + relay.ln.Addr().String()
-	d := open(t, cfg)
+	d, direct, relay := throughRelay(t, m, "/outlive", nil)
 	const chunk = s3.MinChunkSize
 	content := make([]byte, chunk+1000)
 	for i := range content {
